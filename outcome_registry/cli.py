@@ -1,0 +1,302 @@
+"""The `outcome-registry` command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from outcome_registry.errors import RegistryError
+from outcome_registry.paths import PROJECT_DIR, RegistryHome
+
+app = typer.Typer(
+    name="outcome-registry",
+    help=(
+        "Outcome registry for ketamine infusion therapy in chronic and refractory migraine: load clinic "
+        "batches, build and validate the warehouse, publish it, and serve the dashboard."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="REGISTRY_HOME",
+        help="Where the warehouse and its state live (default ./registry_home).",
+        show_default=False,
+    ),
+]
+
+
+class _State:
+    home: Path | None = None
+
+
+def _home() -> RegistryHome:
+    return RegistryHome.at(_State.home)
+
+
+@app.callback()
+def main(home: HomeOpt = None) -> None:
+    _State.home = home
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write batch folders into.")],
+    patients: Annotated[int | None, typer.Option(help="Number of patients (or give --sessions).")] = None,
+    sessions: Annotated[int | None, typer.Option(help="Approximate number of sessions.")] = None,
+    clinics: Annotated[int, typer.Option(help="Number of clinics (one is small, one does worse).")] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 7,
+    months: Annotated[int, typer.Option(help="Months of extracts, one batch per clinic per month.")] = 24,
+    start: Annotated[str, typer.Option(help="First extract month, YYYY-MM.")] = "2024-01",
+    faults: Annotated[float, typer.Option(help="Share of rows given a contract violation (0..1).")] = 0.0,
+) -> None:
+    """Write contract-valid demo batches (with manifests) for testing and demos."""
+    from outcome_registry import generate as gen
+
+    if patients is None and sessions is None:
+        patients = 600
+    if not 0.0 <= faults <= 1.0:
+        _fail("--faults must be between 0 and 1.", 2)
+    with console.status("generating batches"):
+        batches = gen.generate(
+            out,
+            patients=patients,
+            sessions=sessions,
+            clinics=clinics,
+            seed=seed,
+            faults=faults,
+            start=start,
+            months=months,
+        )
+    console.print(f"wrote {len(batches)} batches to {out}")
+
+
+def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
+    from outcome_registry import ingest
+
+    missing = [str(b) for b in batches if not b.exists()]
+    if missing:
+        _fail(f"No such batch file or folder: {', '.join(missing)}.", 2)
+    with _progress() as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def tick(message: str, done: int | None = None, total: int | None = None) -> None:
+            bar.update(task, description=f"ingest {message}", completed=done, total=total)
+
+        results = ingest.ingest_paths(home, batches, progress=tick)
+    table = Table(title="Ingestion", show_lines=False)
+    for col in ("batch", "status", "received", "loaded", "quarantined"):
+        table.add_column(col, justify="right" if col in ("received", "loaded", "quarantined") else "left")
+    ok = True
+    for r in results:
+        received = sum(v[0] for v in r.files.values())
+        loaded = sum(v[1] for v in r.files.values())
+        quarantined = sum(v[2] for v in r.files.values())
+        style = "red" if r.status == "refused" else ("yellow" if quarantined else "")
+        table.add_row(r.batch_id or "?", r.status, str(received), str(loaded), str(quarantined), style=style)
+        ok = ok and r.status != "refused"
+    console.print(table)
+    for r in results:
+        if r.status == "refused":
+            err.print(f"[bold red]refused:[/] {r.message}", soft_wrap=True, highlight=False)
+    return ok
+
+
+@app.command("ingest")
+def ingest_cmd(
+    batches: Annotated[list[Path], typer.Argument(help="Batch folders, .zip files, or folders of batches.")],
+) -> None:
+    """Load batches: manifest check, privacy guard, row checks (bad rows go to quarantine)."""
+    if not _ingest(_home(), batches):
+        raise typer.Exit(3)
+
+
+def _build(home: RegistryHome, full_refresh: bool) -> None:
+    from outcome_registry import pipeline
+
+    with console.status("building") as status:
+        result = pipeline.build(home, full_refresh=full_refresh, progress=lambda m: status.update(m))
+    console.print(
+        f"build {result.build_id} [bold green]published[/]: dbt {result.dbt_seconds:.1f}s, "
+        f"validation {result.validation_seconds:.1f}s, publish {result.publish_seconds:.1f}s"
+        + (" (full refresh)" if result.full_refresh else " (incremental)")
+    )
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
+    console.print(f"published warehouse: {home.published_db}")
+
+
+@app.command()
+def build(
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild every model from scratch.")
+    ] = False,
+) -> None:
+    """Run dbt, validate with Great Expectations, and publish only a build that passes."""
+    _build(_home(), full_refresh)
+
+
+@app.command()
+def run(
+    batches: Annotated[list[Path], typer.Argument(help="Batch folders, .zip files, or folders of batches.")],
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild every model from scratch.")
+    ] = False,
+) -> None:
+    """Ingest batches, then build, validate and publish."""
+    home = _home()
+    ok = _ingest(home, batches)
+    _build(home, full_refresh)
+    if not ok:
+        err.print("Some batches were refused (see above); the build contains the others.")
+        raise typer.Exit(3)
+
+
+@app.command()
+def status() -> None:
+    """What is loaded, the last build and the last validation."""
+    from outcome_registry.status import render_status
+
+    render_status(_home(), console)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One read-only SELECT over the published schema.")],
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 100,
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """Query the published warehouse read-only (writes and file access are refused)."""
+    from outcome_registry.readonly_sql import run_readonly_query
+
+    df = run_readonly_query(_home(), query, limit=limit)
+    if csv:
+        sys.stdout.write(df.to_csv(index=False))
+        return
+    table = Table(show_lines=False)
+    for c in df.columns:
+        table.add_column(str(c))
+    for row in df.itertuples(index=False):
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+    console.print(f"{len(df)} row(s)")
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "localhost",
+) -> None:
+    """Serve the Streamlit dashboard over the published warehouse."""
+    home = _home()
+    env = dict(os.environ, REGISTRY_HOME=str(home.root))
+    console.print(f"Dashboard: http://{address}:{port}")
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_DIR / "dashboard" / "streamlit_app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command()
+def docs() -> None:
+    """Generate dbt docs (and the GX Data Docs of the last validation) for this home."""
+    from outcome_registry import dbt_runner
+
+    home = _home()
+    result = dbt_runner.docs(home)
+    if not result.success:
+        _fail("dbt docs generate failed: " + "; ".join(result.failures or [result.log_tail[-500:]]))
+    console.print(f"dbt docs written to {home.dbt_target_dir} (serve with: dbt docs serve --target-path ...)")
+
+
+@app.command()
+def bench(
+    sizes: Annotated[str, typer.Option(help="Comma-separated session counts.")] = "10000,100000,1000000",
+    include_10m: Annotated[bool, typer.Option("--10m", help="Also run 10 million sessions.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("bench/results"),
+) -> None:
+    """Benchmark every stage against a hand-written DuckDB baseline."""
+    from outcome_registry import bench as bench_mod
+
+    size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    if include_10m and 10_000_000 not in size_list:
+        size_list.append(10_000_000)
+    bench_mod.run_bench(size_list, out_dir=out, include_10m=include_10m, seed=seed)
+
+
+def entry() -> None:
+    """Console entry point: every RegistryError becomes one paragraph and an exit code, never a traceback."""
+    try:
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int):
+            sys.exit(rc)
+    except RegistryError as e:
+        err.print(f"[bold red]error:[/] {e.message}", soft_wrap=True, highlight=False)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - last line of defence: say what happened without a traceback
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if os.environ.get("REGISTRY_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {e}. Set REGISTRY_DEBUG=1 to see the traceback.",
+            soft_wrap=True,
+            highlight=False,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    entry()
