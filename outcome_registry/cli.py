@@ -111,8 +111,8 @@ def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
     with _progress() as bar:
         task = bar.add_task("ingest", total=None)
 
-        def tick(message: str, done: int | None = None, total: int | None = None) -> None:
-            bar.update(task, description=f"ingest {message}", completed=done, total=total)
+        def tick(done: int, total: int, result) -> None:
+            bar.update(task, description=f"ingest {result.batch_id or ''}", completed=done, total=total)
 
         results = ingest.ingest_paths(home, batches, progress=tick)
     table = Table(title="Ingestion", show_lines=False)
@@ -236,6 +236,8 @@ def dashboard(
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
     raise typer.Exit(subprocess.call(cmd, env=env))
 

@@ -1,0 +1,90 @@
+-- Migraine-day response and disability per course (CONTRACT.md §3).
+--   after  = the first diary (earliest period_end) 28-84 days after the course's last session;
+--   before = the latest diary with period_end on or before the course's first session.
+-- mmd_change = after.migraine_days - patient's baseline_migraine_days; mmd_responder_50 = reduction of
+-- at least 50 % of the baseline (null when the baseline is 0 or missing, or there is no such diary).
+with courses as (
+    select
+        course_id,
+        patient_id,
+        first_session_date,
+        last_session_date
+    from {{ ref('int_courses') }}
+),
+
+patients as (
+    select
+        patient_id,
+        baseline_migraine_days
+    from {{ ref('stg_registry__patients') }}
+),
+
+diary as (
+    select * from {{ ref('stg_registry__headache_diary') }}
+),
+
+after_course as (
+    select
+        courses.course_id,
+        diary.migraine_days,
+        diary.midas_score,
+        diary.hit6_score,
+        row_number() over (
+            partition by courses.course_id order by diary.period_end, diary.diary_id
+        ) as pick_rank
+    from courses
+    inner join diary
+        on
+            courses.patient_id = diary.patient_id
+            and diary.period_end >= {{ dbt.dateadd('day', 28, 'courses.last_session_date') }}
+            and diary.period_end <= {{ dbt.dateadd('day', 84, 'courses.last_session_date') }}
+),
+
+before_course as (
+    select
+        courses.course_id,
+        diary.midas_score,
+        diary.hit6_score,
+        row_number() over (
+            partition by courses.course_id order by diary.period_end desc, diary.diary_id desc
+        ) as pick_rank
+    from courses
+    inner join diary
+        on courses.patient_id = diary.patient_id and courses.first_session_date >= diary.period_end
+),
+
+combined as (
+    select
+        courses.course_id,
+        patients.baseline_migraine_days as mmd_baseline,
+        after_course.migraine_days as mmd_followup,
+        before_course.midas_score as midas_before,
+        after_course.midas_score as midas_after,
+        before_course.hit6_score as hit6_before,
+        after_course.hit6_score as hit6_after
+    from courses
+    left join patients on courses.patient_id = patients.patient_id
+    left join after_course on courses.course_id = after_course.course_id and after_course.pick_rank = 1
+    left join before_course on courses.course_id = before_course.course_id and before_course.pick_rank = 1
+)
+
+select
+    course_id,
+    mmd_baseline,
+    mmd_followup,
+    mmd_followup - mmd_baseline as mmd_change,
+    case
+        when mmd_baseline > 0 and mmd_followup is not null
+            then 2 * (mmd_baseline - mmd_followup) >= mmd_baseline
+    end as mmd_responder_50,
+    midas_before,
+    midas_after,
+    midas_after - midas_before as midas_change,
+    {{ midas_grade('midas_before') }} as midas_grade_before,
+    {{ midas_grade('midas_after') }} as midas_grade_after,
+    hit6_before,
+    hit6_after,
+    hit6_after - hit6_before as hit6_change,
+    {{ hit6_band('hit6_before') }} as hit6_band_before,
+    {{ hit6_band('hit6_after') }} as hit6_band_after
+from combined

@@ -1,0 +1,98 @@
+-- One row per treatment course (CONTRACT.md §3): first/last session, baseline (pre of the first session),
+-- end pain (post of the last session), relief, responders, adverse events, and retreatment: the next
+-- course's first date minus this course's last date, censored at the data cutoff (latest session_date
+-- loaded) when there is no next course.
+with sessions as (
+    select * from {{ ref('int_sessions') }}
+),
+
+cutoff as (
+    select max(session_date) as data_cutoff_date from sessions
+),
+
+aggregated as (
+    select
+        course_id,
+        patient_id,
+        course_number,
+        min(session_date) as first_session_date,
+        max(session_date) as last_session_date,
+        count(*) as n_sessions,
+        sum(n_adverse_events) as n_adverse_events,
+        sum(n_serious_adverse_events) as n_serious_adverse_events,
+        sum(case when n_adverse_events > 0 then 1 else 0 end) as n_sessions_with_ae,
+        max(case when flag_iv_rate_high or flag_g43e_before_2023_10 or flag_multiple_sessions_same_day
+                or flag_post_before_pre then 1
+            else 0
+        end) as has_session_flag
+    from sessions
+    group by course_id, patient_id, course_number
+),
+
+courses as (
+    select
+        aggregated.*,
+        first_session.clinic_id,
+        first_session.route,
+        first_session.setting,
+        first_session.diagnosis_group,
+        first_session.age_band,
+        first_session.dose_band,
+        first_session.pre_pain as baseline_pain,
+        last_session.post_pain as end_pain,
+        lead(aggregated.first_session_date) over (
+            partition by aggregated.patient_id order by aggregated.course_number
+        ) as next_course_first_date
+    from aggregated
+    inner join sessions as first_session
+        on aggregated.course_id = first_session.course_id and first_session.session_number = 1
+    inner join sessions as last_session
+        on aggregated.course_id = last_session.course_id
+            and aggregated.n_sessions = last_session.session_number
+)
+
+select
+    courses.course_id,
+    courses.patient_id,
+    cast(courses.course_number as integer) as course_number,
+    courses.clinic_id,
+    courses.first_session_date,
+    courses.last_session_date,
+    {{ month_start('courses.last_session_date') }} as completion_month,
+    cast(courses.n_sessions as integer) as n_sessions,
+    courses.route,
+    courses.setting,
+    courses.diagnosis_group,
+    courses.age_band,
+    courses.dose_band,
+    courses.baseline_pain,
+    courses.end_pain,
+    courses.baseline_pain - courses.end_pain as pain_change,
+    case
+        when courses.baseline_pain > 0 and courses.end_pain is not null
+            then (courses.baseline_pain - courses.end_pain) / courses.baseline_pain
+    end as course_relief_pct,
+    case
+        when courses.baseline_pain > 0 and courses.end_pain is not null
+            then {{ reduction_at_least('courses.baseline_pain', 'courses.end_pain', 30) }}
+    end as responder_30,
+    case
+        when courses.baseline_pain > 0 and courses.end_pain is not null
+            then {{ reduction_at_least('courses.baseline_pain', 'courses.end_pain', 50) }}
+    end as responder_50,
+    case
+        when courses.baseline_pain is not null and courses.end_pain is not null
+            then cast(courses.baseline_pain as decimal(18, 6)) - cast(courses.end_pain as decimal(18, 6)) >= 2
+    end as responder_2pt,
+    courses.next_course_first_date,
+    cast({{ days_between('courses.last_session_date',
+        'coalesce(courses.next_course_first_date, cutoff.data_cutoff_date)') }} as integer)
+        as days_to_retreatment,
+    courses.next_course_first_date is not null as retreated,
+    cutoff.data_cutoff_date,
+    cast(courses.n_adverse_events as integer) as n_adverse_events,
+    cast(courses.n_serious_adverse_events as integer) as n_serious_adverse_events,
+    cast(courses.n_sessions_with_ae as integer) as n_sessions_with_ae,
+    courses.has_session_flag = 1 as has_session_flag
+from courses
+cross join cutoff

@@ -1,0 +1,16 @@
+-- Load audit per batch and file, with the batch's clinic and a balance check
+-- (rows_received = rows_loaded + rows_quarantined). Published.
+select
+    audit.batch_id,
+    batches.clinic_id,
+    batches.extracted_at,
+    audit.file_name,
+    audit.table_name,
+    cast(audit.rows_received as bigint) as rows_received,
+    cast(audit.rows_loaded as bigint) as rows_loaded,
+    cast(audit.rows_quarantined as bigint) as rows_quarantined,
+    audit.rows_received = audit.rows_loaded + audit.rows_quarantined as is_balanced,
+    cast(audit.load_seq as bigint) as load_seq,
+    audit.loaded_at
+from {{ ref('stg_registry__load_audit') }} as audit
+left join {{ ref('stg_registry__batches') }} as batches on audit.batch_id = batches.batch_id
