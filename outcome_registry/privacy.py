@@ -27,7 +27,6 @@ PATTERNS: dict[str, str] = {
     "a phone number": (
         r"(^|[^0-9A-Za-z])(\+?1[ .-]?)?(\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}([^0-9]|$)"
         r"|\+[0-9]{1,3}[ .-]?[0-9][0-9 .()-]{6,}[0-9]"
-        r"|(^|\x1f)\+?[0-9]{10,15}(\x1f|$)"
     ),
     "a street address": (
         r"(?i)(^|[^0-9A-Za-z])[0-9]{1,6}[A-Za-z]?,?\s+([A-Za-z][A-Za-z.'-]*\s+){1,3}"
@@ -37,9 +36,11 @@ PATTERNS: dict[str, str] = {
     "a medical record number": r"(?i)(^|[^A-Za-z])(mrn|med(ical)?[ _-]?rec(ord)?s?[ _-]?(no|num|number)?)"
     r"[ .:#_-]*[0-9]",
 }
-# A bare run of 6–12 digits in an id column is how MRNs and account numbers travel; pseudonymous
-# registry ids carry letters (P003x9f3a02c1). Checked with GLOB (no regex to compile).
-ID_MRN_SQL = "(len({v}) BETWEEN 6 AND 12 AND {v} NOT GLOB '*[!0-9]*')"
+# A bare run of 10–15 digits (optionally after +) is an unformatted phone number: no contract value is
+# that long a digit string. Shorter digit-only ids (e.g. patient 100234) are allowed on purpose: the
+# contract's id format admits them, and refusing whole batches of valid pseudonyms would lose data.
+# Checked with GLOB (no regex to compile).
+BARE_PHONE_SQL = "(len(ltrim({v}, '+')) BETWEEN 10 AND 15 AND ltrim({v}, '+') NOT GLOB '*[!0-9]*')"
 # Values of a row are joined with this separator so one regex scans the whole row; patterns treat it
 # as a value boundary (it is neither a digit, a letter nor whitespace).
 SEP = "\x1f"
@@ -84,7 +85,7 @@ def _hit_sql(table: str, columns: list[str]) -> str:
     """SQL for 'some value of this table looks like an identifier' (a boolean scalar subquery)."""
     row = f"concat_ws(chr(31), {', '.join(_q(c) for c in columns)})"
     tests = ["regexp_matches(" + row + ", $combined)"]
-    tests += [ID_MRN_SQL.format(v=_q(c)) for c in columns if c.endswith("_id")]
+    tests += [BARE_PHONE_SQL.format(v=_q(c)) for c in columns]
     return f"(SELECT count(*) FILTER (WHERE {' OR '.join(tests)}) > 0 FROM {table})"
 
 
@@ -96,7 +97,7 @@ def check_privacy(
     Works on the temp tables ``src_<table>`` of raw text that ingest reads each file into. One scan
     of every file in one statement: each row's values joined by a separator against one combined
     pattern (compiling a regex per column costs more than scanning a month's batch), plus a GLOB for
-    digit-only ids. Only when something matches are the column and kind worked out, for the message.
+    digit-only phone numbers. Only when something matches are the column and kind worked out, for the message.
     """
     if headers is None:
         headers = {t: [r[0] for r in con.execute(f"DESCRIBE src_{t}").fetchall()] for t in batch.files}
@@ -132,8 +133,7 @@ def _which(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str | Non
         ).fetchall()[0][0]
         if found:
             return kind
-    if column.endswith("_id"):
-        sql = f"SELECT count(*) FILTER (WHERE {ID_MRN_SQL.format(v=_q(column))}) > 0 FROM {table}"
-        if con.execute(sql).fetchall()[0][0]:
-            return "a medical record number"
+    sql = f"SELECT count(*) FILTER (WHERE {BARE_PHONE_SQL.format(v=_q(column))}) > 0 FROM {table}"
+    if con.execute(sql).fetchall()[0][0]:
+        return "a phone number"
     return None

@@ -6,8 +6,8 @@ import streamlit as st
 
 from dashboard import queries, ui
 from dashboard.format import dates_as_dates, suppressed_as_text
-from outcome_registry.sql_guard import check_query
 from outcome_registry.errors import RegistryError
+from outcome_registry.sql_guard import check_query
 
 EXAMPLE = (
     "SELECT month, clinic_id, n_courses, responder_30_rate, is_suppressed\n"
