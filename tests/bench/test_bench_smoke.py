@@ -1,0 +1,370 @@
+"""The benchmark's baseline on hand-made batches whose courses and outcomes were worked out by hand,
+plus (when the pipeline exists) a tiny end-to-end harness run.
+
+Hand data (three clinics, four batch folders):
+- P001 (CLN-001): S1 01-02, S2 01-10, S3 01-30 → course 1; S4 03-01 (gap 31 > 28) and S5 03-29 (gap exactly
+  28, same course) → course 2. Batch B2 (later extracted_at) re-sends S3's post score (2 → 3) and P001 with
+  baseline_migraine_days 12 instead of 10: the later batch wins.
+- P002 (CLN-001): S6 04-15 with pre = post = 0 (relief undefined), S8 06-03 (gap 49) → course 2.
+- P003 (CLN-002): S7 02-10, pre 7, no post score; baseline_migraine_days 0.
+- R001 (CLN-002): S9 05-06, 7 → 4.9 (exactly 30 % relief), 4-week follow-up 4.9 (exactly 0.7 × baseline).
+- Q01..Q12 (CLN-003): one session each on 06-10, pre 10, post 4 (×4), 6 (×2), 9 (×6).
+Data cutoff = 2024-06-10.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from outcome_registry import bench
+
+PATIENT_COLS = [
+    "patient_id",
+    "clinic_id",
+    "birth_year",
+    "sex",
+    "diagnosis_code",
+    "baseline_headache_days",
+    "baseline_migraine_days",
+    "prior_preventive_failures",
+    "enrolled_on",
+]
+SESSION_COLS = [
+    "session_id",
+    "patient_id",
+    "session_date",
+    "route",
+    "setting",
+    "dose_mg",
+    "weight_kg",
+    "duration_min",
+    "completed",
+    "stop_reason",
+]
+PAIN_COLS = ["score_id", "patient_id", "session_id", "assessed_at", "timepoint", "pain_nrs"]
+AE_COLS = ["event_id", "session_id", "event_type", "severity", "serious", "action"]
+DIARY_COLS = [
+    "diary_id",
+    "patient_id",
+    "period_end",
+    "headache_days",
+    "migraine_days",
+    "midas_score",
+    "hit6_score",
+]
+
+
+def _patient(pid: str, clinic: str, mmd: int | None) -> list:
+    return [pid, clinic, 1980, "F", "G43.709", 20, "" if mmd is None else mmd, 3, "2023-12-01"]
+
+
+def _session(sid: str, pid: str, day: str) -> list:
+    return [sid, pid, day, "IV", "outpatient", 70, 70, 240, "true", ""]
+
+
+def _pre_post(sid: str, pid: str, day: str, pre: float | None, post: float | None) -> list[list]:
+    rows = []
+    if pre is not None:
+        rows.append([f"{sid}-pre", pid, sid, f"{day}T08:00", "pre_infusion", pre])
+    if post is not None:
+        rows.append([f"{sid}-post", pid, sid, f"{day}T13:00", "post_infusion", post])
+    return rows
+
+
+def _followup(score_id: str, pid: str, day: str, pain: float) -> list:
+    return [score_id, pid, "", f"{day}T10:00", "followup", pain]
+
+
+def _write_batch(root: Path, batch_id: str, clinic: str, extracted_at: str, tables: dict[str, list]) -> Path:
+    folder = root / batch_id
+    folder.mkdir(parents=True)
+    columns = {
+        "patients": PATIENT_COLS,
+        "infusion_sessions": SESSION_COLS,
+        "pain_scores": PAIN_COLS,
+        "adverse_events": AE_COLS,
+        "headache_diary": DIARY_COLS,
+    }
+    for name, cols in columns.items():
+        if name == "headache_diary" and name not in tables:
+            continue  # optional file
+        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            w.writerows(tables.get(name, []))
+    manifest = {
+        "contract_version": 1,
+        "batch_id": batch_id,
+        "clinic_id": clinic,
+        "extracted_at": extracted_at,
+        "files": {},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def make_hand_batches(root: Path) -> None:
+    # B1: CLN-001 January extract (P001 course 1)
+    pain_b1 = [
+        ["S1-pre-early", "P001", "S1", "2024-01-02T07:30", "pre_infusion", 7]
+    ]  # superseded: latest wins
+    pain_b1 += _pre_post("S1", "P001", "2024-01-02", 8, 4)
+    pain_b1 += _pre_post("S2", "P001", "2024-01-10", 6, 3)
+    pain_b1 += _pre_post("S3", "P001", "2024-01-30", 5, 2)
+    _write_batch(
+        root,
+        "CLN-001-2024-01",
+        "CLN-001",
+        "2024-02-01T08:00:00",
+        {
+            "patients": [_patient("P001", "CLN-001", 10)],
+            "infusion_sessions": [
+                _session("S1", "P001", "2024-01-02"),
+                _session("S2", "P001", "2024-01-10"),
+                _session("S3", "P001", "2024-01-30"),
+            ],
+            "pain_scores": pain_b1,
+            "adverse_events": [
+                ["E1", "S1", "nausea", "mild", "false", "none"],
+                ["E2", "S1", "hypertension", "severe", "true", "infusion_stopped"],
+            ],
+        },
+    )
+    # B2: CLN-001 later extract; corrects S3's post score and P001's baseline migraine days
+    pain_b2 = [["S3-post", "P001", "S3", "2024-01-30T13:00", "post_infusion", 3]]
+    pain_b2 += _pre_post("S4", "P001", "2024-03-01", 10, 8)
+    pain_b2 += _pre_post("S5", "P001", "2024-03-29", 9, 7.5)
+    pain_b2 += _pre_post("S6", "P002", "2024-04-15", 0, 0)
+    pain_b2 += _pre_post("S8", "P002", "2024-06-03", 5, 2)
+    pain_b2 += [
+        _followup("F1", "P001", "2024-02-02", 1),  # day 3 after course 1: outside every window
+        _followup("F2", "P001", "2024-02-05", 3),  # day 6: 1w, nearest day 7
+        _followup("F3", "P001", "2024-02-08", 4),  # day 9
+        _followup("F4", "P001", "2024-02-25", 5),  # day 26: 4w, tie with day 30 -> earliest
+        _followup("F5", "P001", "2024-02-29", 6),  # day 30
+        _followup("F6", "P001", "2024-04-23", 6),  # day 84 of course 1 (12w), day 25 of course 2 (4w)
+    ]
+    _write_batch(
+        root,
+        "CLN-001-2024-06",
+        "CLN-001",
+        "2024-06-30T08:00:00",
+        {
+            "patients": [_patient("P001", "CLN-001", 12), _patient("P002", "CLN-001", None)],
+            "infusion_sessions": [
+                _session("S4", "P001", "2024-03-01"),
+                _session("S5", "P001", "2024-03-29"),
+                _session("S6", "P002", "2024-04-15"),
+                _session("S8", "P002", "2024-06-03"),
+            ],
+            "pain_scores": pain_b2,
+            "adverse_events": [["E3", "S4", "dissociation", "moderate", "false", "rate_reduced"]],
+            "headache_diary": [
+                ["D1", "P001", "2024-02-20", 12, 9, "", ""],  # day 21 after course 1: too early
+                ["D2", "P001", "2024-03-05", 8, 4, "", ""],  # day 35: course 1's follow-up diary
+                ["D3", "P001", "2024-03-20", 9, 6, "", ""],  # day 50: later, not used
+                ["D4", "P001", "2024-05-10", 9, 6, "", ""],  # day 42 after course 2
+            ],
+        },
+    )
+    # B3: CLN-002 (no diary file at all in this batch)
+    _write_batch(
+        root,
+        "CLN-002-2024-06",
+        "CLN-002",
+        "2024-06-30T09:00:00",
+        {
+            "patients": [_patient("P003", "CLN-002", 0), _patient("R001", "CLN-002", None)],
+            "infusion_sessions": [_session("S7", "P003", "2024-02-10"), _session("S9", "R001", "2024-05-06")],
+            # R001: 7 → 4.9 is exactly 30 % relief and 4.9 exactly 0.7 × 7 (both below in floating point)
+            "pain_scores": _pre_post("S7", "P003", "2024-02-10", 7, None)
+            + _pre_post("S9", "R001", "2024-05-06", 7, 4.9)
+            + [_followup("F7", "R001", "2024-06-03", 4.9)],
+        },
+    )
+    # B4: CLN-003, twelve one-session patients in June
+    posts = [4] * 4 + [6] * 2 + [9] * 6
+    pats, sess, pain = [], [], []
+    for i, post in enumerate(posts, start=1):
+        pid, sid = f"Q{i:03d}", f"QS{i:03d}"
+        pats.append(_patient(pid, "CLN-003", 8))
+        sess.append(_session(sid, pid, "2024-06-10"))
+        pain += _pre_post(sid, pid, "2024-06-10", 10, post)
+    _write_batch(
+        root,
+        "CLN-003-2024-06",
+        "CLN-003",
+        "2024-06-30T10:00:00",
+        {"patients": pats, "infusion_sessions": sess, "pain_scores": pain},
+    )
+
+
+COURSE_COLS = (
+    "first_session_date",
+    "last_session_date",
+    "n_sessions",
+    "baseline_pain",
+    "end_pain",
+    "course_relief_pct",
+    "responder_30",
+    "responder_50",
+    "responder_2pt",
+    "followup_1w_pain",
+    "followup_4w_pain",
+    "followup_12w_pain",
+    "sustained_30_at_4w",
+    "days_to_retreatment",
+    "retreated",
+    "mmd_change",
+    "mmd_responder_50",
+)
+
+# Worked out by hand from the data above (one row per course, in COURSE_COLS order).
+# fmt: off
+EXPECTED_COURSES = {
+    ("P001", 1): ("2024-01-02", "2024-01-30", 3, 8.0, 3.0, 0.625, True, True, True, 3.0, 5.0, 6.0, True,
+                  31, True, -8, True),
+    ("P001", 2): ("2024-03-01", "2024-03-29", 2, 10.0, 7.5, 0.25, False, False, True, None, 6.0, None, True,
+                  73, False, -6, True),
+    ("P002", 1): ("2024-04-15", "2024-04-15", 1, 0.0, 0.0, None, None, None, False, None, None, None, None,
+                  49, True, None, None),
+    ("P002", 2): ("2024-06-03", "2024-06-03", 1, 5.0, 2.0, 0.6, True, True, True, None, None, None, None,
+                  7, False, None, None),
+    ("P003", 1): ("2024-02-10", "2024-02-10", 1, 7.0, None, None, None, None, None, None, None, None, None,
+                  121, False, None, None),
+    ("R001", 1): ("2024-05-06", "2024-05-06", 1, 7.0, 4.9, 0.3, True, False, True, None, 4.9, None, True,
+                  35, False, None, None),
+}
+# fmt: on
+
+
+@pytest.fixture(scope="module")
+def baseline_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hand")
+    make_hand_batches(root / "batches")
+    db = root / "baseline.duckdb"
+    seconds = bench.run_baseline(str(root / "batches" / "*"), db)
+    assert seconds > 0
+    return db
+
+
+def test_baseline_courses_match_hand_worked_values(baseline_db: Path) -> None:
+    with duckdb.connect(str(baseline_db), read_only=True) as con:
+        rows = con.execute(
+            f"SELECT patient_id, course_number, {', '.join(COURSE_COLS)} FROM fct_courses "
+            "WHERE patient_id NOT LIKE 'Q%' ORDER BY 1, 2"
+        ).fetchall()
+        q_relief = con.execute(
+            "SELECT course_relief_pct, count(*) FROM fct_courses "
+            "WHERE patient_id LIKE 'Q%' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    got = {(r[0], r[1]): tuple(str(v) if hasattr(v, "isoformat") else v for v in r[2:]) for r in rows}
+    assert set(got) == set(EXPECTED_COURSES)
+    for key, expected in EXPECTED_COURSES.items():
+        for col, g, e in zip(COURSE_COLS, got[key], expected, strict=True):
+            if isinstance(e, float):
+                assert g == pytest.approx(e), (key, col)
+            else:
+                assert g == e, (key, col, g, e)
+    assert q_relief == [(pytest.approx(0.1), 6), (pytest.approx(0.4), 2), (pytest.approx(0.6), 4)]
+
+
+def test_baseline_monthly_outcomes_and_suppression(baseline_db: Path) -> None:
+    with duckdb.connect(str(baseline_db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT strftime(month, '%Y-%m'), clinic_id, n_patients, n_courses, n_sessions, responder_30_rate, "
+            "responder_30_ci_low, responder_30_ci_high, responder_50_rate, responder_2pt_rate, mean_relief_pct, "
+            "n_adverse_events, ae_per_100_sessions, is_suppressed, suppression_reason "
+            "FROM mart_monthly_outcomes WHERE cohort_id = 'all'"
+        ).fetchall()
+    by_key = {(r[0], r[1]): r[2:] for r in rows}
+    # Jan–Apr: one patient per cell → small cells, every figure null, registry rows too
+    for key in [
+        ("2024-01", "CLN-001"),
+        ("2024-01", "ALL"),
+        ("2024-02", "CLN-002"),
+        ("2024-02", "ALL"),
+        ("2024-03", "CLN-001"),
+        ("2024-04", "ALL"),
+        ("2024-05", "CLN-002"),
+    ]:
+        assert by_key[key][:11] == (None,) * 11 and by_key[key][11:] == (True, "small_cell"), key
+    # June: CLN-001 has 1 patient (small), so CLN-003, the only other clinic row, is suppressed as its
+    # complement (else ALL − CLN-003 reveals CLN-001); the registry row stays visible.
+    assert by_key[("2024-06", "CLN-001")][-2:] == (True, "small_cell")
+    assert by_key[("2024-06", "CLN-003")][0] is None
+    assert by_key[("2024-06", "CLN-003")][-2:] == (True, "complementary")
+    n_pat, n_courses, n_sess, r30, lo, hi, r50, r2pt, relief, n_ae, ae100, supp, reason = by_key[
+        ("2024-06", "ALL")
+    ]
+    assert (n_pat, n_courses, n_sess, supp, reason) == (13, 13, 13, False, None)
+    assert r30 == pytest.approx(7 / 13) and r50 == pytest.approx(5 / 13) and r2pt == pytest.approx(7 / 13)
+    assert relief == pytest.approx(4.4 / 13)
+    assert (n_ae, ae100) == (0, 0.0)
+    # Wilson 95 % for 7/13 (z = 1.96): 0.2914 .. 0.7679
+    assert lo == pytest.approx(0.2914, abs=1e-4) and hi == pytest.approx(0.7679, abs=1e-4)
+    assert len(rows) == 13  # Jan–May: clinic + ALL; Jun: 2 clinics + ALL
+
+
+def test_compare_counts_changed_and_missing_rows(baseline_db: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(baseline_db, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE fct_courses SET end_pain = 4 WHERE patient_id = 'P001' AND course_number = 1")
+        con.execute("DELETE FROM fct_courses WHERE patient_id = 'P003'")
+        # the published marts round to 6 decimals: within tolerance, not a mismatch
+        con.execute("UPDATE mart_monthly_outcomes SET responder_30_rate = round(responder_30_rate, 6)")
+        con.execute(
+            "UPDATE mart_monthly_outcomes SET n_sessions = 14 WHERE clinic_id = 'ALL' AND n_sessions = 13"
+        )
+    result = bench.compare_with_baseline(warehouse, baseline_db)
+    courses, monthly = result["fct_courses"], result["mart_monthly_outcomes"]
+    assert courses["columns"] == {"end_pain": 1}
+    assert (courses["only_in_baseline"], courses["only_in_warehouse"], courses["total"]) == (1, 0, 2)
+    assert courses["examples"][0]["key"] == ["P001", "1"]
+    assert monthly["columns"] == {"n_sessions": 1} and monthly["total"] == 1
+
+
+def _pipeline_ready() -> bool:
+    root = Path(bench.PROJECT_DIR)
+    return all(
+        (root / "outcome_registry" / f"{m}.py").exists() for m in ("pipeline", "ingest", "generate")
+    ) and any((root / "models" / "marts").glob("*.sql"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _pipeline_ready(), reason="pipeline, ingest, generate or the marts are not there yet")
+def test_harness_reports_every_stage(tmp_path: Path) -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    report = bench.run_bench(
+        [2000], out_dir=tmp_path / "results", workdir=tmp_path / "work", quiet=True, months=4, clinics=2
+    )
+    size = report["sizes"][0]
+    assert size.get("error") is None, size.get("error")
+    assert size["build_status"] == "published", size.get("build_message")
+    assert size["incr_status"] == "published", size.get("incr_message")
+    for stage in (
+        "generate_s",
+        "ingest_s",
+        "dbt_s",
+        "validation_s",
+        "publish_s",
+        "pipeline_s",
+        "incremental_s",
+        "baseline_s",
+    ):
+        assert size[stage] is not None and size[stage] > 0, stage
+    # the warehouse after the incremental build agrees with the baseline over every loaded file
+    assert size["mismatches"]["fct_courses"]["total"] == 0, size["mismatches"]
+    assert size["mismatches"]["mart_monthly_outcomes"]["total"] == 0, size["mismatches"]
+    assert size["mismatches"]["fct_courses"]["rows_compared"] > 100
+    assert (tmp_path / "results" / "latest.md").exists()
+    assert list((tmp_path / "results").glob("bench-*.json"))
