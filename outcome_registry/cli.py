@@ -251,7 +251,15 @@ def docs() -> None:
     result = dbt_runner.docs(home)
     if not result.success:
         _fail("dbt docs generate failed: " + "; ".join(result.failures or [result.log_tail[-500:]]))
-    console.print(f"dbt docs written to {home.dbt_target_dir} (serve with: dbt docs serve --target-path ...)")
+    console.print(f"dbt docs: {home.dbt_target_dir / 'index.html'}", highlight=False)
+    console.print(
+        f"  serve them with: python -m http.server --directory {home.dbt_target_dir} 8080 "
+        "(then open http://localhost:8080)",
+        highlight=False,
+    )
+    gx_docs = home.gx_dir / "data_docs" / "index.html"
+    if gx_docs.exists():
+        console.print(f"Great Expectations Data Docs of the last validation: {gx_docs}", highlight=False)
 
 
 @app.command()
