@@ -115,18 +115,37 @@ def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
             bar.update(task, description=f"ingest {result.batch_id or ''}", completed=done, total=total)
 
         results = ingest.ingest_paths(home, batches, progress=tick)
-    table = Table(title="Ingestion", show_lines=False)
+    # One row per batch reads well for a handful; for many, show the totals and only the batches that
+    # need attention (refused, or with quarantined rows).
+    rows = [
+        (r, sum(v[0] for v in r.files.values()), sum(v[1] for v in r.files.values()),
+         sum(v[2] for v in r.files.values()))
+        for r in results
+    ]  # fmt: skip
+    shown = rows if len(rows) <= 20 else [row for row in rows if row[0].status == "refused" or row[3]]
+    table = Table(title="Ingestion" if len(rows) <= 20 else "Ingestion: batches that need attention")
     for col in ("batch", "status", "received", "loaded", "quarantined"):
-        table.add_column(col, justify="right" if col in ("received", "loaded", "quarantined") else "left")
-    ok = True
-    for r in results:
-        received = sum(v[0] for v in r.files.values())
-        loaded = sum(v[1] for v in r.files.values())
-        quarantined = sum(v[2] for v in r.files.values())
+        table.add_column(col, justify="left" if col in ("batch", "status") else "right")
+    for r, received, loaded, quarantined in shown:
         style = "red" if r.status == "refused" else ("yellow" if quarantined else "")
-        table.add_row(r.batch_id or "?", r.status, str(received), str(loaded), str(quarantined), style=style)
-        ok = ok and r.status != "refused"
-    console.print(table)
+        table.add_row(r.batch_id or r.source_name or "?", r.status, f"{received:,}", f"{loaded:,}",
+                      f"{quarantined:,}", style=style)  # fmt: skip
+    if shown:
+        console.print(table)
+    by_status: dict[str, int] = {}
+    for r, *_ in rows:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    console.print(
+        f"{len(rows)} batch(es): "
+        + ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+        + f"; rows received {sum(x[1] for x in rows):,}, loaded {sum(x[2] for x in rows):,}, "
+        f"quarantined {sum(x[3] for x in rows):,}"
+    )
+    if any(x[3] for x in rows):
+        console.print(
+            "Quarantined rows, by rule, are on the dashboard's Data quality page (and in meta.quarantine)."
+        )
+    ok = all(r.status != "refused" for r in results)
     for r in results:
         if r.status == "refused":
             err.print(f"[bold red]refused:[/] {r.message}", soft_wrap=True, highlight=False)
