@@ -56,6 +56,10 @@ def collect_status(home: RegistryHome) -> dict[str, Any]:
                     "quarantined": int(quarantined),
                 }
             out["quarantined"] = sum(v["quarantined"] for v in out["loaded"].values())
+        if "meta.quarantine" in have:
+            out["quarantine_rules"] = con.execute(
+                "select table_name, rule, count(*) from meta.quarantine group by all order by 3 desc, 1, 2 limit 10"
+            ).fetchall()
         if "meta.refusals" in have:
             out["refusals"] = con.execute("select count(*) from meta.refusals").fetchone()[0]
         if "meta.builds" in have:
@@ -114,6 +118,13 @@ def render_status(home: RegistryHome, console: Console) -> None:
     for name, v in s["loaded"].items():
         table.add_row(name, f"{v['received']:,}", f"{v['loaded']:,}", f"{v['quarantined']:,}")
     console.print(table)
+    if s.get("quarantine_rules"):
+        rules = Table(title="Most frequent quarantine rules")
+        for col in ("table", "rule", "rows"):
+            rules.add_column(col, justify="right" if col == "rows" else "left")
+        for table_name, rule, n in s["quarantine_rules"]:
+            rules.add_row(table_name, rule, f"{n:,}")
+        console.print(rules)
     b = s["last_build"]
     if b:
         colour = {"published": "green", "refused": "red", "failed": "red"}.get(b["status"], "white")
