@@ -7,6 +7,7 @@ caller (the pipeline, the dashboard, pytest). The profile is generated per home:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -23,6 +24,12 @@ from outcome_registry.paths import PROJECT_DIR, RegistryHome
 
 PROFILE_NAME = "outcome_registry"
 LOG_TAIL_LINES = 40
+
+# DuckDB's own default memory limit is 80 % of RAM, so at 1M sessions the dbt child alone grew to ~4 GiB.
+# With a limit, DuckDB spills large joins, aggregates and sorts to temp_directory instead; the result is the
+# same, and every registry process (dbt child, ingest, validation) stays within a predictable budget.
+# Override with OUTCOME_REGISTRY_DUCKDB_MEMORY (any DuckDB size, e.g. "4GB") on a bigger machine.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
 
 # meta.* tables dbt reads (sources `registry_meta`), as in docs/ARCHITECTURE.md. Only used when the
 # ingest module cannot create the store itself (lint home, dbt tests).
@@ -52,6 +59,34 @@ class DbtResult:
     command: list[str] = field(default_factory=list)
 
 
+def duckdb_settings(home: RegistryHome, memory_limit: str | None = None) -> dict[str, str]:
+    """DuckDB memory limit and spill folder for every registry connection of this home.
+
+    ``memory_limit`` (a DuckDB size) lowers the limit for a caller that needs less; the environment
+    variable OUTCOME_REGISTRY_DUCKDB_MEMORY overrides both.
+    """
+    limit = (
+        os.environ.get("OUTCOME_REGISTRY_DUCKDB_MEMORY", "").strip()
+        or memory_limit
+        or DEFAULT_DUCKDB_MEMORY_LIMIT
+    )
+    return {"memory_limit": limit, "temp_directory": str(home.state_dir / "duckdb_tmp")}
+
+
+def apply_duckdb_settings(con: Any, home: RegistryHome, memory_limit: str | None = None) -> None:
+    """SET the home's memory limit and spill folder on an open DuckDB connection.
+
+    SET rather than ``duckdb.connect(config=...)``: a config would clash with another connection of this
+    process already open on the same file (DuckDB refuses a second instance with different options).
+    """
+    import duckdb
+
+    for name, value in duckdb_settings(home, memory_limit).items():
+        # temp_directory of an instance that has spilled already cannot change: it keeps its own folder
+        with contextlib.suppress(duckdb.NotImplementedException):
+            con.execute(f"SET {name} = '{value.replace(chr(39), chr(39) * 2)}'")
+
+
 def write_profile(home: RegistryHome) -> Path:
     """Write ``state/dbt/profiles.yml`` for this home and return its path."""
     home.dbt_profiles_dir.mkdir(parents=True, exist_ok=True)
@@ -66,6 +101,9 @@ def write_profile(home: RegistryHome) -> Path:
                     "path": str(home.working_db),
                     "threads": 2,
                     "keep_open": False,
+                    # connect-time options: dbt-duckdb re-applies `settings` on every thread's cursor, and
+                    # DuckDB refuses to switch temp_directory once something has spilled there
+                    "config_options": duckdb_settings(home),
                     "attach": [{"path": str(home.registry_db), "alias": "registry", "read_only": True}],
                 }
             },
@@ -144,13 +182,20 @@ def run_dbt(home: RegistryHome, args: Sequence[str], vars: dict[str, Any] | None
 
 
 def build(home: RegistryHome, full_refresh: bool = False, vars: dict[str, Any] | None = None) -> DbtResult:
-    """Seed, run, data-test and unit-test the whole project into the working copy.
+    """Seed, run and data-test the whole project into the working copy.
 
     One ``dbt build`` does all of it in DAG order (seeds first); a single invocation avoids paying
-    dbt's start-up and project parse twice (the parse dominates on small data).
+    dbt's start-up and project parse twice (the parse dominates on small data). Unit tests are left out:
+    they check model logic on fixtures, not the data, so they belong to the test suite (``unit_tests``,
+    run by tests/dbt) rather than to every production build, where each one costs fixed time.
     """
-    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    args = ["build", *(["--full-refresh"] if full_refresh else []), "--exclude", "test_type:unit"]
     return run_dbt(home, args, vars)
+
+
+def unit_tests(home: RegistryHome) -> DbtResult:
+    """Run the project's dbt unit tests (model logic on hand-made fixtures) against a built home."""
+    return run_dbt(home, ["test", "--select", "test_type:unit"])
 
 
 def docs(home: RegistryHome) -> DbtResult:

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from outcome_registry.contract import ID_PATTERN, LOAD_COLUMNS, TABLES, Column, Table
+from outcome_registry.dbt_runner import apply_duckdb_settings
 from outcome_registry.errors import BatchRefused, RegistryError
 from outcome_registry.manifest import Batch, BatchFile, discover, read_batch
 from outcome_registry.paths import RegistryHome
@@ -124,6 +125,7 @@ def connect(home: RegistryHome) -> duckdb.DuckDBPyConnection:
             f"The registry store {home.registry_db} could not be opened for writing; another process "
             "(a running build, dashboard or ingest) may be holding it. Try again when it has finished."
         ) from exc
+    apply_duckdb_settings(con, home)
     ensure_schema(con)
     return con
 

@@ -518,19 +518,13 @@ def test_edge_courses_by_hand(audited: tuple[RegistryHome, Current]) -> None:
 
 
 # ---------------------------------------------------------------- §4: a suppressed value must not be derivable
-# Found by this audit and left to the lead (a change of the suppression design shared with the dashboard,
-# the benchmark and bench's baseline): the complementary rule only looks across clinics of one
-# (month, cohort). These tests show the remaining ways a hidden cell can be recomputed from shown ones;
-# they are strict xfails so that they start failing (XPASS) the day the design closes the gap.
+# Found by this audit when complementary suppression only looked across the clinics of one (month, cohort);
+# closed by running it over the cohort families and the month/quarter/all-time nesting too
+# (macros/suppression.sql). These tests recompute hidden cells from shown ones with plain SQL.
 
 FAMILIES = ("route", "setting", "diagnosis_group")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="complementary suppression ignores cohort families (see report)",
-)
 def test_no_hidden_monthly_cell_recoverable_from_a_cohort_family(
     audited: tuple[RegistryHome, Current],
 ) -> None:
@@ -565,11 +559,6 @@ def test_no_hidden_monthly_cell_recoverable_from_a_cohort_family(
     assert leaks == [], leaks[:5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="benchmark suppression ignores month/quarter nesting (see report)",
-)
 def test_no_hidden_benchmark_month_recoverable_from_its_quarter(
     audited: tuple[RegistryHome, Current],
 ) -> None:

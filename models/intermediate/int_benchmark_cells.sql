@@ -1,6 +1,12 @@
 -- Clinic x period x cohort x metric counts and the registry's rate for the same period, cohort and metric,
 -- before suppression. Metrics: responder_30 / responder_50 (evaluable courses, by completion month) and
 -- ae_session_rate (sessions with >= 1 adverse event, by session month).
+--
+-- For speed at 1M+ sessions the three metrics travel side by side, one row per (month, clinic, cohort,
+-- patient) with a denominator and numerator per metric, and are unpivoted only at the end. With one row per
+-- patient in each group, a metric's distinct-patient count is the count of rows whose denominator for that
+-- metric is above 0, so no count(distinct) over millions of rows is needed. Every figure is a count or a
+-- sum of counts, so the result is the same as counting observation by observation.
 with membership as (
     select
         course_id,
@@ -8,45 +14,72 @@ with membership as (
     from {{ ref('cohort_membership') }}
 ),
 
-observations as (
+session_months as (
+    -- a course's sessions in one month, counted before the cohort join multiplies them
     select
-        'responder_30' as metric,
+        course_id,
+        session_month,
+        clinic_id,
+        patient_id,
+        count(*) as n_ae,
+        sum(case when n_adverse_events > 0 then 1 else 0 end) as x_ae
+    from {{ ref('fct_sessions') }}
+    group by course_id, session_month, clinic_id, patient_id
+),
+
+observations as (
+    -- n_* = observations (denominator), x_* = successes (numerator) of each metric
+    select
         c.completion_month as obs_month,
         c.clinic_id,
         m.cohort_id,
         c.patient_id,
-        case when c.responder_30 then 1 else 0 end as success
+        case when c.responder_30 is not null then 1 else 0 end as n_r30,
+        case when c.responder_30 then 1 else 0 end as x_r30,
+        case when c.responder_50 is not null then 1 else 0 end as n_r50,
+        case when c.responder_50 then 1 else 0 end as x_r50,
+        0 as n_ae,
+        0 as x_ae
     from {{ ref('fct_courses') }} as c
     inner join membership as m on c.course_id = m.course_id
-    where c.responder_30 is not null
+    where c.responder_30 is not null or c.responder_50 is not null
     union all
     select
-        'responder_50',
-        c.completion_month,
-        c.clinic_id,
-        m.cohort_id,
-        c.patient_id,
-        case when c.responder_50 then 1 else 0 end
-    from {{ ref('fct_courses') }} as c
-    inner join membership as m on c.course_id = m.course_id
-    where c.responder_50 is not null
-    union all
-    select
-        'ae_session_rate',
         s.session_month,
         s.clinic_id,
         m.cohort_id,
         s.patient_id,
-        case when s.n_adverse_events > 0 then 1 else 0 end
-    from {{ ref('fct_sessions') }} as s
+        0,
+        0,
+        0,
+        0,
+        s.n_ae,
+        s.x_ae
+    from session_months as s
     inner join membership as m on s.course_id = m.course_id
+),
+
+patient_months as (
+    select
+        obs_month,
+        clinic_id,
+        cohort_id,
+        patient_id,
+        sum(n_r30) as n_r30,
+        sum(x_r30) as x_r30,
+        sum(n_r50) as n_r50,
+        sum(x_r50) as x_r50,
+        sum(n_ae) as n_ae,
+        sum(x_ae) as x_ae
+    from observations
+    group by obs_month, clinic_id, cohort_id, patient_id
 ),
 
 all_time as (
     select
         min(obs_month) as first_month,
         max(obs_month) as last_month
-    from observations
+    from patient_months
 ),
 
 periods as (
@@ -54,50 +87,163 @@ periods as (
         'month' as period_type,
         obs_month as period_start,
         cast({{ dbt.dateadd('day', -1, dbt.dateadd('month', 1, 'obs_month')) }} as date) as period_end,
-        metric,
         clinic_id,
         cohort_id,
         patient_id,
-        success
-    from observations
+        n_r30,
+        x_r30,
+        n_r50,
+        x_r50,
+        n_ae,
+        x_ae
+    from patient_months
     union all
     select
         'quarter',
         {{ quarter_start('obs_month') }},
         cast({{ dbt.dateadd('day', -1, dbt.dateadd('month', 3, quarter_start('obs_month'))) }} as date),
-        metric,
         clinic_id,
         cohort_id,
         patient_id,
-        success
-    from observations
+        n_r30,
+        x_r30,
+        n_r50,
+        x_r50,
+        n_ae,
+        x_ae
+    from patient_months
     union all
     select
         'all_time',
         all_time.first_month,
         cast({{ dbt.dateadd('day', -1, dbt.dateadd('month', 1, 'all_time.last_month')) }} as date),
-        observations.metric,
-        observations.clinic_id,
-        observations.cohort_id,
-        observations.patient_id,
-        observations.success
-    from observations
+        patient_months.clinic_id,
+        patient_months.cohort_id,
+        patient_months.patient_id,
+        patient_months.n_r30,
+        patient_months.x_r30,
+        patient_months.n_r50,
+        patient_months.x_r50,
+        patient_months.n_ae,
+        patient_months.x_ae
+    from patient_months
     cross join all_time
 ),
 
-clinic_cells as (
+clinic_patients as (
+    -- one row per period, clinic, cohort and patient
     select
         period_type,
         period_start,
         period_end,
         clinic_id,
         cohort_id,
-        metric,
-        count(distinct patient_id) as n_patients,
-        count(*) as n_denominator,
-        sum(success) as n_numerator
+        patient_id,
+        sum(n_r30) as n_r30,
+        sum(x_r30) as x_r30,
+        sum(n_r50) as n_r50,
+        sum(x_r50) as x_r50,
+        sum(n_ae) as n_ae,
+        sum(x_ae) as x_ae
     from periods
-    group by period_type, period_start, period_end, clinic_id, cohort_id, metric
+    group by period_type, period_start, period_end, clinic_id, cohort_id, patient_id
+),
+
+registry_patients as (
+    -- one row per period, cohort and patient (all clinics together)
+    select
+        period_type,
+        period_start,
+        cohort_id,
+        patient_id,
+        sum(n_r30) as n_r30,
+        sum(x_r30) as x_r30,
+        sum(n_r50) as n_r50,
+        sum(x_r50) as x_r50,
+        sum(n_ae) as n_ae,
+        sum(x_ae) as x_ae
+    from clinic_patients
+    group by period_type, period_start, cohort_id, patient_id
+),
+
+clinic_wide as (
+    select
+        period_type,
+        period_start,
+        period_end,
+        clinic_id,
+        cohort_id,
+        count(*) filter (where n_r30 > 0) as p_r30,
+        sum(n_r30) as n_r30,
+        sum(x_r30) as x_r30,
+        count(*) filter (where n_r50 > 0) as p_r50,
+        sum(n_r50) as n_r50,
+        sum(x_r50) as x_r50,
+        count(*) filter (where n_ae > 0) as p_ae,
+        sum(n_ae) as n_ae,
+        sum(x_ae) as x_ae
+    from clinic_patients
+    group by period_type, period_start, period_end, clinic_id, cohort_id
+),
+
+registry_wide as (
+    select
+        period_type,
+        period_start,
+        cohort_id,
+        count(*) filter (where n_r30 > 0) as p_r30,
+        sum(n_r30) as n_r30,
+        sum(x_r30) as x_r30,
+        count(*) filter (where n_r50 > 0) as p_r50,
+        sum(n_r50) as n_r50,
+        sum(x_r50) as x_r50,
+        count(*) filter (where n_ae > 0) as p_ae,
+        sum(n_ae) as n_ae,
+        sum(x_ae) as x_ae
+    from registry_patients
+    group by period_type, period_start, cohort_id
+),
+
+clinic_cells as (
+    -- a cell exists for a metric where the clinic has at least one observation of it
+    select
+        period_type,
+        period_start,
+        period_end,
+        clinic_id,
+        cohort_id,
+        'responder_30' as metric,
+        p_r30 as n_patients,
+        cast(n_r30 as bigint) as n_denominator,
+        x_r30 as n_numerator
+    from clinic_wide
+    where n_r30 > 0
+    union all
+    select
+        period_type,
+        period_start,
+        period_end,
+        clinic_id,
+        cohort_id,
+        'responder_50',
+        p_r50,
+        cast(n_r50 as bigint),
+        x_r50
+    from clinic_wide
+    where n_r50 > 0
+    union all
+    select
+        period_type,
+        period_start,
+        period_end,
+        clinic_id,
+        cohort_id,
+        'ae_session_rate',
+        p_ae,
+        cast(n_ae as bigint),
+        x_ae
+    from clinic_wide
+    where n_ae > 0
 ),
 
 registry_cells as (
@@ -105,12 +251,34 @@ registry_cells as (
         period_type,
         period_start,
         cohort_id,
-        metric,
-        count(distinct patient_id) as registry_n_patients,
-        count(*) as registry_denominator,
-        sum(success) as registry_numerator
-    from periods
-    group by period_type, period_start, cohort_id, metric
+        'responder_30' as metric,
+        p_r30 as registry_n_patients,
+        cast(n_r30 as bigint) as registry_denominator,
+        x_r30 as registry_numerator
+    from registry_wide
+    where n_r30 > 0
+    union all
+    select
+        period_type,
+        period_start,
+        cohort_id,
+        'responder_50',
+        p_r50,
+        cast(n_r50 as bigint),
+        x_r50
+    from registry_wide
+    where n_r50 > 0
+    union all
+    select
+        period_type,
+        period_start,
+        cohort_id,
+        'ae_session_rate',
+        p_ae,
+        cast(n_ae as bigint),
+        x_ae
+    from registry_wide
+    where n_ae > 0
 ),
 
 joined as (

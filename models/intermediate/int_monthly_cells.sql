@@ -15,16 +15,34 @@ scopes as (
     select true
 ),
 
+session_months as (
+    -- a course's sessions in one month, added up before the cohort join and the scopes multiply them
+    -- (every figure is a count or a sum, so this changes no result; at 1M sessions it saves most of the time)
+    select
+        course_id,
+        session_month as month,
+        clinic_id,
+        patient_id,
+        count(*) as n_sessions,
+        sum(n_adverse_events) as n_adverse_events,
+        sum(n_serious_adverse_events) as n_serious_adverse_events,
+        sum(case when n_adverse_events > 0 then 1 else 0 end) as n_sessions_with_ae
+    from {{ ref('fct_sessions') }}
+    group by course_id, session_month, clinic_id, patient_id
+),
+
 sessions as (
     select
-        fct.session_month as month,
-        case when scopes.is_registry then 'ALL' else fct.clinic_id end as clinic_id,
+        sm.month,
+        case when scopes.is_registry then 'ALL' else sm.clinic_id end as clinic_id,
         membership.cohort_id,
-        fct.patient_id,
-        fct.n_adverse_events,
-        fct.n_serious_adverse_events
-    from {{ ref('fct_sessions') }} as fct
-    inner join membership on fct.course_id = membership.course_id
+        sm.patient_id,
+        sm.n_sessions,
+        sm.n_adverse_events,
+        sm.n_serious_adverse_events,
+        sm.n_sessions_with_ae
+    from session_months as sm
+    inner join membership on sm.course_id = membership.course_id
     cross join scopes
 ),
 
@@ -48,7 +66,9 @@ patients as (
         month,
         clinic_id,
         cohort_id,
-        count(distinct patient_id) as n_patients
+        -- the union below is already distinct per (month, clinic, cohort, patient), so counting the
+        -- non-null patient_ids counts distinct patients without a second de-duplication
+        count(patient_id) as n_patients
     from (
         select
             month,
@@ -72,10 +92,10 @@ session_figures as (
         month,
         clinic_id,
         cohort_id,
-        count(*) as n_sessions,
+        cast(sum(n_sessions) as bigint) as n_sessions,
         sum(n_adverse_events) as n_adverse_events,
         sum(n_serious_adverse_events) as n_serious_adverse_events,
-        sum(case when n_adverse_events > 0 then 1 else 0 end) as n_sessions_with_ae
+        sum(n_sessions_with_ae) as n_sessions_with_ae
     from sessions
     group by month, clinic_id, cohort_id
 ),

@@ -1,11 +1,14 @@
 -- Month x clinic (and 'ALL' = whole registry) x cohort outcomes with small-cell and complementary
--- suppression (see macros/suppression.sql). Published.
+-- suppression (see macros/suppression.sql). Complementary suppression runs across the clinics of a
+-- (month, cohort) (they add up to 'ALL') and across each one-criterion cohort family of a (month, clinic)
+-- (route / setting / diagnosis-group / ... cohorts add up to cohort 'all'), repeated to a fixed point.
+-- Published.
 with cells as (
-    select * from {{ ref('int_monthly_cells') }}
+    {{ with_cohort_family(ref('int_monthly_cells')) }}
 ),
 
 suppressed as (
-    {{ with_suppression('cells', ['month', 'cohort_id']) }}
+    {{ with_complementary_suppression('cells', suppression_dimensions('monthly_outcomes')) }}
 )
 
 select

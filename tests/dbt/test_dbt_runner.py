@@ -1,15 +1,16 @@
-"""dbt_runner pieces that need no dbt run: the generated profile and the failure parsing."""
+"""dbt_runner pieces: the generated profile, the failure parsing, and the unit tests the build leaves out."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import duckdb
 import yaml
 
-from outcome_registry import dbt_runner
+from outcome_registry import dbt_runner, validate
 from outcome_registry.paths import RegistryHome
 
 
@@ -21,6 +22,36 @@ def test_profile_points_at_working_copy_and_attaches_registry_read_only(tmp_path
     assert target["type"] == "duckdb" and target["path"] == str(home.working_db)
     assert target["attach"] == [{"path": str(home.registry_db), "alias": "registry", "read_only": True}]
     assert target["threads"] == 2 and target["keep_open"] is False
+    # a bounded DuckDB that spills to the home's state folder, not 80 % of the machine's RAM
+    assert target["config_options"] == {
+        "memory_limit": "2GB",
+        "temp_directory": str(home.state_dir / "duckdb_tmp"),
+    }
+
+
+def test_memory_limit_can_be_overridden_and_is_applied_to_a_connection(tmp_path: Path, monkeypatch) -> None:
+    home = RegistryHome.at(tmp_path)
+    monkeypatch.setenv("OUTCOME_REGISTRY_DUCKDB_MEMORY", "512MB")
+    con = duckdb.connect()
+    try:
+        dbt_runner.apply_duckdb_settings(con, home)
+        limit, temp = con.execute(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone()
+    finally:
+        con.close()
+    assert limit == "488.2 MiB"  # 512 MB in DuckDB's binary units
+    assert temp == str(home.state_dir / "duckdb_tmp")
+
+
+def test_build_leaves_unit_tests_out_and_they_pass_when_run_explicitly(base_home: RegistryHome) -> None:
+    # The session fixture's build excluded them (dbt_runner.build); run them as the test suite does.
+    result = dbt_runner.unit_tests(base_home)
+    assert result.success, result.failures or result.log_tail
+    run = json.loads((base_home.dbt_target_dir / "run_results.json").read_text())
+    statuses = {r["unique_id"]: r["status"] for r in run["results"]}
+    assert len(statuses) >= 16 and all(uid.startswith("unit_test.") for uid in statuses)
+    assert set(statuses.values()) == {"pass"}
 
 
 def test_failures_are_read_from_run_results(tmp_path: Path) -> None:
@@ -74,3 +105,13 @@ def test_create_store_makes_the_tables_dbt_reads(tmp_path: Path) -> None:
         "meta.quarantine",
     }
     assert expected <= tables
+
+
+def test_validation_recognises_an_incremental_dbt_build(base_home: RegistryHome, tmp_path: Path) -> None:
+    # validate re-reads only new raw loads after an incremental build; it learns which kind of build ran
+    # from dbt's run_results.json, where dbt omits flags left at their default (no full_refresh key).
+    home = RegistryHome.at(tmp_path / "copy")
+    shutil.copytree(base_home.root, home.root, dirs_exist_ok=True)
+    result = dbt_runner.build(home)
+    assert result.success, result.failures or result.log_tail
+    assert validate.last_dbt_build_was_incremental(home)
