@@ -57,6 +57,9 @@ class DbtResult:
     failures: list[str] = field(default_factory=list)
     log_tail: str = ""
     command: list[str] = field(default_factory=list)
+    # Tests configured as warnings that found rows (e.g. a suppression group left open): the build
+    # still publishes, and the pipeline reports these beside the validation warnings.
+    warnings: list[str] = field(default_factory=list)
 
 
 def duckdb_settings(home: RegistryHome, memory_limit: str | None = None) -> dict[str, str]:
@@ -131,21 +134,23 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _parse_failures(run_results: Path, started: float) -> list[str]:
-    """Failing node names and messages from run_results.json (only if written by this run)."""
+def _parse_results(run_results: Path, started: float) -> tuple[list[str], list[str]]:
+    """(failures, warnings): node names and messages from run_results.json (only if written by this run)."""
     if not run_results.exists() or run_results.stat().st_mtime < started - 1:
-        return []
+        return [], []
     try:
         data = json.loads(run_results.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return []
+        return [], []
     failures: list[str] = []
+    warnings: list[str] = []
     for res in data.get("results", []):
-        if res.get("status") in {"error", "fail", "runtime error"}:
+        status = res.get("status")
+        if status in {"error", "fail", "runtime error", "warn"}:
             node = res.get("unique_id", "?")
             message = (res.get("message") or "").strip().replace("\n", " ")
-            failures.append(f"{node}: {message[:500]}")
-    return failures
+            (warnings if status == "warn" else failures).append(f"{node}: {message[:500]}")
+    return failures, warnings
 
 
 def run_dbt(home: RegistryHome, args: Sequence[str], vars: dict[str, Any] | None = None) -> DbtResult:
@@ -173,12 +178,12 @@ def run_dbt(home: RegistryHome, args: Sequence[str], vars: dict[str, Any] | None
     seconds = time.time() - started
     output = (proc.stdout or "") + (proc.stderr or "")
     tail = "\n".join(output.strip().splitlines()[-LOG_TAIL_LINES:])
-    failures = _parse_failures(home.dbt_target_dir / "run_results.json", started)
+    failures, warnings = _parse_results(home.dbt_target_dir / "run_results.json", started)
     if proc.returncode != 0 and not failures:
         # e.g. a compilation or connection error before any node ran: keep dbt's own error lines
         errors = [line.strip() for line in output.splitlines() if "Error" in line or "error" in line]
         failures = errors[-5:] or [f"dbt exited with code {proc.returncode}"]
-    return DbtResult(proc.returncode == 0, seconds, failures, tail, cmd)
+    return DbtResult(proc.returncode == 0, seconds, failures, tail, cmd, warnings)
 
 
 def build(home: RegistryHome, full_refresh: bool = False, vars: dict[str, Any] | None = None) -> DbtResult:

@@ -108,7 +108,7 @@ def build(home: RegistryHome, *, full_refresh: bool = False, progress: Progress 
     say("validation (Great Expectations checkpoint)")
     outcome = validate.run_checkpoint(home, result.build_id)
     result.validation_seconds = outcome.seconds
-    result.warnings = list(outcome.warnings)
+    result.warnings = [f"dbt test warning: {w}" for w in dbt.warnings] + list(outcome.warnings)
     if not outcome.success:
         result.status = "refused"
         result.message = (
@@ -123,7 +123,7 @@ def build(home: RegistryHome, *, full_refresh: bool = False, progress: Progress 
     say("publish")
     # Record the build first so the published copy of meta.builds includes it.
     result.status = "published"
-    result.message = f"{len(outcome.warnings)} warning(s)" if outcome.warnings else "all expectations passed"
+    result.message = f"{len(result.warnings)} warning(s)" if result.warnings else "all expectations passed"
     _record(home, result, started_at)
     pub = publish.publish(home, result.build_id)
     result.publish_seconds = pub.seconds

@@ -75,13 +75,14 @@ def test_failures_are_read_from_run_results(tmp_path: Path) -> None:
             }
         )
     )
-    failures = dbt_runner._parse_failures(results, time.time())
+    failures, warnings = dbt_runner._parse_results(results, time.time())
     assert failures == [
         "test.outcome_registry.unique_fct_courses_course_id: Got 2 results, configured to fail if != 0",
         "model.outcome_registry.mart_x: Binder Error",
     ]
+    assert warnings == []
     # a run_results.json left by an earlier run is not this run's result
-    assert dbt_runner._parse_failures(results, time.time() + 60) == []
+    assert dbt_runner._parse_results(results, time.time() + 60) == ([], [])
 
 
 def test_create_store_makes_the_tables_dbt_reads(tmp_path: Path) -> None:
@@ -115,3 +116,27 @@ def test_validation_recognises_an_incremental_dbt_build(base_home: RegistryHome,
     result = dbt_runner.build(home)
     assert result.success, result.failures or result.log_tail
     assert validate.last_dbt_build_was_incremental(home)
+
+
+def test_run_results_split_failures_from_warnings(tmp_path) -> None:
+    """A test configured as a warning that finds rows is reported, not treated as a failed build."""
+    import json
+    import time
+
+    from outcome_registry.dbt_runner import _parse_results
+
+    path = tmp_path / "run_results.json"
+    path.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {"unique_id": "model.a", "status": "success", "message": "OK"},
+                    {"unique_id": "test.lone", "status": "warn", "message": "Got 3 results"},
+                    {"unique_id": "test.bad", "status": "fail", "message": "Got 1 result"},
+                ]
+            }
+        )
+    )
+    failures, warnings = _parse_results(path, time.time())
+    assert failures == ["test.bad: Got 1 result"]
+    assert warnings == ["test.lone: Got 3 results"]
