@@ -7,7 +7,6 @@ caller (the pipeline, the dashboard, pytest). The profile is generated per home:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -21,31 +20,10 @@ from typing import Any
 
 from outcome_registry.errors import RegistryError
 from outcome_registry.paths import PROJECT_DIR, RegistryHome
+from outcome_registry.store import create_store, duckdb_settings
 
 PROFILE_NAME = "outcome_registry"
 LOG_TAIL_LINES = 40
-
-# DuckDB's own default memory limit is 80 % of RAM, so at 1M sessions the dbt child alone grew to ~4 GiB.
-# With a limit, DuckDB spills large joins, aggregates and sorts to temp_directory instead; the result is the
-# same, and every registry process (dbt child, ingest, validation) stays within a predictable budget.
-# Override with OUTCOME_REGISTRY_DUCKDB_MEMORY (any DuckDB size, e.g. "4GB") on a bigger machine.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
-
-# meta.* tables dbt reads (sources `registry_meta`), as in docs/ARCHITECTURE.md. Only used when the
-# ingest module cannot create the store itself (lint home, dbt tests).
-_META_DDL = {
-    "batches": "batch_id VARCHAR PRIMARY KEY, clinic_id VARCHAR, extracted_at TIMESTAMP, "
-    "contract_version INTEGER, content_sha256 VARCHAR, load_seq BIGINT, loaded_at TIMESTAMP, "
-    "source_name VARCHAR, n_files INTEGER",
-    "load_audit": "batch_id VARCHAR, file_name VARCHAR, table_name VARCHAR, rows_received BIGINT, "
-    "rows_loaded BIGINT, rows_quarantined BIGINT, load_seq BIGINT, loaded_at TIMESTAMP",
-    "quarantine": "batch_id VARCHAR, clinic_id VARCHAR, file_name VARCHAR, table_name VARCHAR, "
-    "line_number BIGINT, rule VARCHAR, all_rules VARCHAR, raw_row VARCHAR, load_seq BIGINT, "
-    "quarantined_at TIMESTAMP",
-}
-_LOAD_COLUMNS = (
-    "_batch_id VARCHAR, _clinic_id VARCHAR, _extracted_at TIMESTAMP, _load_seq BIGINT, _source_line BIGINT"
-)
 
 
 @dataclass
@@ -60,34 +38,6 @@ class DbtResult:
     # Tests configured as warnings that found rows (e.g. a suppression group left open): the build
     # still publishes, and the pipeline reports these beside the validation warnings.
     warnings: list[str] = field(default_factory=list)
-
-
-def duckdb_settings(home: RegistryHome, memory_limit: str | None = None) -> dict[str, str]:
-    """DuckDB memory limit and spill folder for every registry connection of this home.
-
-    ``memory_limit`` (a DuckDB size) lowers the limit for a caller that needs less; the environment
-    variable OUTCOME_REGISTRY_DUCKDB_MEMORY overrides both.
-    """
-    limit = (
-        os.environ.get("OUTCOME_REGISTRY_DUCKDB_MEMORY", "").strip()
-        or memory_limit
-        or DEFAULT_DUCKDB_MEMORY_LIMIT
-    )
-    return {"memory_limit": limit, "temp_directory": str(home.state_dir / "duckdb_tmp")}
-
-
-def apply_duckdb_settings(con: Any, home: RegistryHome, memory_limit: str | None = None) -> None:
-    """SET the home's memory limit and spill folder on an open DuckDB connection.
-
-    SET rather than ``duckdb.connect(config=...)``: a config would clash with another connection of this
-    process already open on the same file (DuckDB refuses a second instance with different options).
-    """
-    import duckdb
-
-    for name, value in duckdb_settings(home, memory_limit).items():
-        # temp_directory of an instance that has spilled already cannot change: it keeps its own folder
-        with contextlib.suppress(duckdb.NotImplementedException):
-            con.execute(f"SET {name} = '{value.replace(chr(39), chr(39) * 2)}'")
 
 
 def write_profile(home: RegistryHome) -> Path:
@@ -206,28 +156,6 @@ def unit_tests(home: RegistryHome) -> DbtResult:
 def docs(home: RegistryHome) -> DbtResult:
     """Generate dbt docs (catalog + manifest) into ``state/dbt/target``."""
     return run_dbt(home, ["docs", "generate"])
-
-
-def create_store(con: Any) -> None:
-    """Create the raw.* and meta.* tables dbt reads, using ingest's DDL when it offers one."""
-    try:
-        from outcome_registry import ingest  # owned by another module; imported late on purpose
-
-        creator = getattr(ingest, "create_store", None)
-    except ImportError:
-        creator = None
-    if creator is not None:
-        creator(con)
-        return
-    from outcome_registry.contract import TABLES
-
-    con.execute("create schema if not exists raw")
-    con.execute("create schema if not exists meta")
-    for table in TABLES.values():
-        cols = ", ".join(f"{c.name} {c.duckdb_type}" for c in table.columns)
-        con.execute(f"create table if not exists raw.{table.name} ({cols}, {_LOAD_COLUMNS})")
-    for name, ddl in _META_DDL.items():
-        con.execute(f"create table if not exists meta.{name} ({ddl})")
 
 
 def _lint_home(root: Path) -> RegistryHome:

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import duckdb
 
+from outcome_registry import store
 from outcome_registry.contract import ID_PATTERN, LOAD_COLUMNS, TABLES, Column, Table
-from outcome_registry.dbt_runner import apply_duckdb_settings
 from outcome_registry.errors import BatchRefused, RegistryError
 from outcome_registry.manifest import Batch, BatchFile, discover, read_batch
 from outcome_registry.paths import RegistryHome
 from outcome_registry.privacy import check_privacy, unknown_column_refusal
+from outcome_registry.store import quote_ident, quote_literal
 
 CHECK_ORDER = (
     "required",
@@ -78,56 +79,13 @@ class IngestResult:
 # schema
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-META_DDL = """
-CREATE TABLE IF NOT EXISTS meta.batches (batch_id VARCHAR PRIMARY KEY, clinic_id VARCHAR,
-  extracted_at TIMESTAMP, contract_version INTEGER, content_sha256 VARCHAR, load_seq BIGINT,
-  loaded_at TIMESTAMP, source_name VARCHAR, n_files INTEGER);
-CREATE TABLE IF NOT EXISTS meta.load_audit (batch_id VARCHAR, file_name VARCHAR, table_name VARCHAR,
-  rows_received BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, load_seq BIGINT, loaded_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS meta.quarantine (batch_id VARCHAR, clinic_id VARCHAR, file_name VARCHAR,
-  table_name VARCHAR, line_number BIGINT, rule VARCHAR, all_rules VARCHAR, raw_row VARCHAR, load_seq BIGINT,
-  quarantined_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS meta.refusals (attempted_at TIMESTAMP, source_name VARCHAR, batch_id VARCHAR,
-  file_name VARCHAR, column_name VARCHAR, reason_code VARCHAR, message VARCHAR);
-"""
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schemas raw and meta and the tables ingest writes (ARCHITECTURE.md) where absent.
-
-    meta.builds and meta.validation_results belong to pipeline and validate, which create them.
-    """
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS meta;")
-    for t in TABLES.values():
-        cols = [f"{_q(c.name)} {c.duckdb_type}" for c in t.columns]
-        cols += [f"{name} {typ}" for name, typ in LOAD_COLUMNS]
-        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{t.name} ({', '.join(cols)})")
-    con.execute(META_DDL)
-
-
-create_store = ensure_schema  # the name dbt_runner looks for
+_q = quote_ident
+_lit = quote_literal
 
 
 def connect(home: RegistryHome) -> duckdb.DuckDBPyConnection:
-    home.root.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(home.registry_db))
-    except duckdb.IOException as exc:
-        raise RegistryError(
-            f"The registry store {home.registry_db} could not be opened for writing; another process "
-            "(a running build, dashboard or ingest) may be holding it. Try again when it has finished."
-        ) from exc
-    apply_duckdb_settings(con, home)
-    ensure_schema(con)
-    return con
+    """The registry store, open for writing, with every table created (see ``store``)."""
+    return store.connect(home)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,27 +13,11 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from outcome_registry import dbt_runner, publish, validate
+from outcome_registry import dbt_runner, publish, store, validate
 from outcome_registry.errors import GateRefused, RegistryError
 from outcome_registry.paths import RegistryHome
 
 Progress = Callable[[str], None]
-
-BUILDS_DDL = """
-create schema if not exists meta;
-create table if not exists meta.builds (
-    build_id varchar primary key,
-    started_at timestamp,
-    finished_at timestamp,
-    status varchar,
-    full_refresh boolean,
-    dbt_seconds double,
-    validation_seconds double,
-    publish_seconds double,
-    n_sessions bigint,
-    message varchar
-);
-"""
 
 
 @dataclass
@@ -63,7 +47,7 @@ def _record(home: RegistryHome, result: BuildResult, started_at: datetime) -> No
         with duckdb.connect(str(home.working_db), read_only=True) as con:
             n_sessions = con.execute("select count(*) from marts.fct_sessions").fetchone()[0]
     with duckdb.connect(str(home.registry_db)) as con:
-        con.execute(BUILDS_DDL)
+        store.create_store(con)
         con.execute(
             "insert into meta.builds values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [

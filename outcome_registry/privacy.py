@@ -19,6 +19,7 @@ import duckdb
 
 from outcome_registry.errors import BatchRefused
 from outcome_registry.manifest import Batch
+from outcome_registry.store import quote_ident
 
 # RE2 syntax (DuckDB regexp_matches); each finds the identifier anywhere in the value.
 PATTERNS: dict[str, str] = {
@@ -53,8 +54,7 @@ IDENTIFIER_COLUMN = re.compile(
 )
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_q = quote_ident
 
 
 def unknown_column_refusal(batch_id: str, file_name: str, column: str, allowed: list[str]) -> BatchRefused:

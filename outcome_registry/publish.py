@@ -23,6 +23,7 @@ import duckdb
 
 from outcome_registry.errors import GateRefused, RegistryError
 from outcome_registry.paths import RegistryHome
+from outcome_registry.store import quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,8 @@ class PublishResult:
     seconds: float = 0.0
 
 
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_q = quote_ident
+_lit = quote_literal
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

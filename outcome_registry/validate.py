@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from outcome_registry.dbt_runner import apply_duckdb_settings
 from outcome_registry.errors import GateRefused, RegistryError
 from outcome_registry.paths import PROJECT_DIR, RegistryHome
+from outcome_registry.store import apply_duckdb_settings, create_store, quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,9 @@ RESULT_COLUMNS: dict[str, str] = {
     "table_name": "VARCHAR",
 }
 # Batch loads (meta.batches.load_seq = raw._load_seq) whose raw rows passed the whole raw suite.
-CREATE_VALIDATED_LOADS_SQL = (
-    "CREATE SCHEMA IF NOT EXISTS meta; CREATE TABLE IF NOT EXISTS meta.validated_loads ("
-    "load_seq BIGINT, build_id VARCHAR, validated_at TIMESTAMP)"
-)
 LOAD_SEQ = "_load_seq"
 VALIDATION_MEMORY_LIMIT = "1GB"
 RAW_TABLES = ("patients", "infusion_sessions", "pain_scores", "adverse_events", "headache_diary")
-CREATE_RESULTS_SQL = (
-    "CREATE SCHEMA IF NOT EXISTS meta; CREATE TABLE IF NOT EXISTS meta.validation_results ("
-    + ", ".join(f"{c} {t}" for c, t in RESULT_COLUMNS.items())
-    + ")"
-)
 RESULTS_ARROW_SCHEMA = pa.schema(
     [
         ("build_id", pa.string()),
@@ -231,12 +222,8 @@ _KEY_NUMERIC = {"percentile", "session_number", "course_number", "time_days", "s
 _RATE_RE = re.compile(r"((^|_)rate$|^share_|_share$|(^|_)ci_(low|high)$|^survival$)")
 
 
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_q = quote_ident
+_lit = quote_literal
 
 
 def _marts_columns(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -697,7 +684,7 @@ def record_results(home: RegistryHome, rows: list[dict[str, Any]]) -> pa.Table:
     frame = pa.Table.from_pylist(rows, schema=RESULTS_ARROW_SCHEMA)
     con = duckdb.connect(str(home.registry_db))
     try:
-        con.execute(CREATE_RESULTS_SQL)
+        create_store(con)
         con.register("new_results", frame)
         cols = ", ".join(RESULT_COLUMNS)
         con.execute(f"INSERT INTO meta.validation_results ({cols}) SELECT {cols} FROM new_results")
@@ -717,7 +704,7 @@ def record_validated_loads(home: RegistryHome, build_id: str, loads: list[int], 
         return
     con = duckdb.connect(str(home.registry_db))
     try:
-        con.execute(CREATE_VALIDATED_LOADS_SQL)
+        create_store(con)
         con.execute(
             "INSERT INTO meta.validated_loads SELECT s, ?, ? FROM unnest(?::BIGINT[]) AS t(s) "
             "WHERE s NOT IN (SELECT load_seq FROM meta.validated_loads)",

@@ -28,8 +28,9 @@ from typing import Any
 
 import duckdb
 
-from outcome_registry.dbt_runner import DbtResult, create_store
+from outcome_registry.dbt_runner import DbtResult
 from outcome_registry.paths import RegistryHome
+from outcome_registry.store import create_store
 
 D = dt.date.fromisoformat
 T = dt.datetime.fromisoformat

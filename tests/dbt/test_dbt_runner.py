@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from outcome_registry import dbt_runner, validate
+from outcome_registry import dbt_runner, store, validate
 from outcome_registry.paths import RegistryHome
 
 
@@ -34,7 +34,7 @@ def test_memory_limit_can_be_overridden_and_is_applied_to_a_connection(tmp_path:
     monkeypatch.setenv("OUTCOME_REGISTRY_DUCKDB_MEMORY", "512MB")
     con = duckdb.connect()
     try:
-        dbt_runner.apply_duckdb_settings(con, home)
+        store.apply_duckdb_settings(con, home)
         limit, temp = con.execute(
             "select current_setting('memory_limit'), current_setting('temp_directory')"
         ).fetchone()
@@ -88,7 +88,7 @@ def test_failures_are_read_from_run_results(tmp_path: Path) -> None:
 def test_create_store_makes_the_tables_dbt_reads(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "registry.duckdb"))
     try:
-        dbt_runner.create_store(con)
+        store.create_store(con)
         tables = {
             r[0] + "." + r[1]
             for r in con.execute("select table_schema, table_name from information_schema.tables").fetchall()

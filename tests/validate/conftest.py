@@ -16,10 +16,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pytest
 from validate_helpers import run_sql
 
 from outcome_registry.paths import RegistryHome
+from outcome_registry.store import create_store
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
@@ -34,33 +36,8 @@ SESSION_ROWS = {
     **{f"S{i:02d}": (f"P{i - 3:03d}", "2024-01-15", 1, 1) for i in range(5, 16)},
 }
 
+# The store's tables come from outcome_registry.store (the one owner of its DDL); these are the rows.
 RAW_SQL = """
-CREATE SCHEMA raw; CREATE SCHEMA meta;
-CREATE TABLE raw.patients (patient_id VARCHAR, clinic_id VARCHAR, birth_year INTEGER, sex VARCHAR,
-  diagnosis_code VARCHAR, baseline_headache_days INTEGER, baseline_migraine_days INTEGER,
-  prior_preventive_failures INTEGER, enrolled_on DATE, _batch_id VARCHAR, _clinic_id VARCHAR,
-  _extracted_at TIMESTAMP, _load_seq BIGINT, _source_line BIGINT);
-CREATE TABLE raw.infusion_sessions (session_id VARCHAR, patient_id VARCHAR, session_date DATE, route VARCHAR,
-  setting VARCHAR, dose_mg DOUBLE, weight_kg DOUBLE, duration_min INTEGER, completed BOOLEAN,
-  stop_reason VARCHAR, _batch_id VARCHAR, _clinic_id VARCHAR, _extracted_at TIMESTAMP, _load_seq BIGINT,
-  _source_line BIGINT);
-CREATE TABLE raw.pain_scores (score_id VARCHAR, patient_id VARCHAR, session_id VARCHAR, assessed_at TIMESTAMP,
-  timepoint VARCHAR, pain_nrs DOUBLE, _batch_id VARCHAR, _clinic_id VARCHAR, _extracted_at TIMESTAMP,
-  _load_seq BIGINT, _source_line BIGINT);
-CREATE TABLE raw.adverse_events (event_id VARCHAR, session_id VARCHAR, event_type VARCHAR, severity VARCHAR,
-  serious BOOLEAN, action VARCHAR, _batch_id VARCHAR, _clinic_id VARCHAR, _extracted_at TIMESTAMP,
-  _load_seq BIGINT, _source_line BIGINT);
-CREATE TABLE raw.headache_diary (diary_id VARCHAR, patient_id VARCHAR, period_end DATE, headache_days INTEGER,
-  migraine_days INTEGER, midas_score INTEGER, hit6_score INTEGER, _batch_id VARCHAR, _clinic_id VARCHAR,
-  _extracted_at TIMESTAMP, _load_seq BIGINT, _source_line BIGINT);
-CREATE TABLE meta.load_audit (batch_id VARCHAR, file_name VARCHAR, table_name VARCHAR, rows_received BIGINT,
-  rows_loaded BIGINT, rows_quarantined BIGINT, load_seq BIGINT, loaded_at TIMESTAMP);
-CREATE TABLE meta.quarantine (batch_id VARCHAR, clinic_id VARCHAR, file_name VARCHAR, table_name VARCHAR,
-  line_number BIGINT, rule VARCHAR, all_rules VARCHAR, raw_row VARCHAR, load_seq BIGINT,
-  quarantined_at TIMESTAMP);
-CREATE TABLE meta.builds (build_id VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR,
-  full_refresh BOOLEAN, dbt_seconds DOUBLE, validation_seconds DOUBLE, publish_seconds DOUBLE,
-  n_sessions BIGINT, message VARCHAR);
 INSERT INTO meta.builds VALUES ('20240101T000000000000', '2024-01-01', '2024-01-01', 'failed', true,
   1, 0, 0, 0, 'dbt failed');
 INSERT INTO meta.load_audit VALUES
@@ -203,6 +180,11 @@ MANIFEST = {
 def home(tmp_path: Path) -> RegistryHome:
     """A clean hand-made build: raw layer, meta tables, a marts working copy and a dbt manifest."""
     h = RegistryHome.at(tmp_path / "home")
+    con = duckdb.connect(str(h.registry_db))
+    try:
+        create_store(con)
+    finally:
+        con.close()
     run_sql(h.registry_db, [RAW_SQL, *_raw_inserts()])
     run_sql(h.working_db, [MARTS_SQL, *_marts_inserts()])
     h.dbt_target_dir.mkdir(parents=True, exist_ok=True)
