@@ -1,7 +1,7 @@
 """Altair charts for the pages. Each takes mart rows as they are and only reshapes them for plotting.
 
-Suppressed rows have null figures: they draw no mark and get a ``<11`` label instead, and every
-tooltip shows the formatted text column (``<11`` where suppressed), never a raw number.
+A suppressed figure (its ``_flag`` says so) draws no mark and gets a ``<11`` label instead, and every
+tooltip shows the formatted text (``<11`` where suppressed), never a raw number.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.format import SUPPRESSED, Kind, ci_cell, format_value, row_suppressed
+from dashboard.format import SUPPRESSED, Kind, cell, ci_cell, hidden, shown_value
 
 _MONTH_AXIS = alt.Axis(format="%b %y", labelAngle=0, title=None)
 
@@ -47,12 +47,11 @@ def rate_trend(df: pd.DataFrame, series: tuple[tuple[str, str, str, str], ...], 
                 {
                     "month": _month(df),
                     "series": name,
-                    "rate": [None if row_suppressed(r) else r.get(rate) for r in records],
-                    "low": [None if row_suppressed(r) else r.get(low) for r in records],
-                    "high": [None if row_suppressed(r) else r.get(high) for r in records],
-                    "value": [
-                        SUPPRESSED if row_suppressed(r) else format_value(r.get(rate), "pct") for r in records
-                    ],
+                    "rate": [shown_value(r, rate) for r in records],
+                    # A band is drawn only where the rate is drawn too.
+                    "low": [None if hidden(r, rate) else shown_value(r, low) for r in records],
+                    "high": [None if hidden(r, rate) else shown_value(r, high) for r in records],
+                    "value": [cell(r, rate, "pct") for r in records],
                     "ci": [ci_cell(r, low, high) for r in records],
                 }
             )
@@ -75,9 +74,9 @@ def rate_trend(df: pd.DataFrame, series: tuple[tuple[str, str, str, str], ...], 
         tooltip=tooltip,
     )
     layers = [band, line]
-    suppressed = (
-        _month(df)[[row_suppressed(r) for r in records]] if len(df) else pd.Series(dtype="datetime64[ns]")
-    )
+    rates = [s[0] for s in series if s[0] in df.columns]
+    any_hidden = [any(hidden(r, rate) for rate in rates) for r in records]
+    suppressed = _month(df)[any_hidden] if len(df) else pd.Series(dtype="datetime64[ns]")
     if len(suppressed):
         layers.append(_suppressed_marks(suppressed, 0.03))
     return alt.layer(*layers).properties(title=title, height=260)
@@ -89,10 +88,8 @@ def value_trend(df: pd.DataFrame, column: str, kind: Kind, title: str, bars: boo
     data = pd.DataFrame(
         {
             "month": _month(df),
-            "value": [None if row_suppressed(r) else r.get(column) for r in records],
-            "label": [
-                SUPPRESSED if row_suppressed(r) else format_value(r.get(column), kind) for r in records
-            ],
+            "value": [shown_value(r, column) for r in records],
+            "label": [cell(r, column, kind) for r in records],
         }
     )
     tooltip = [alt.Tooltip("month:T", format="%b %Y", title="Month"), alt.Tooltip("label:N", title=title)]

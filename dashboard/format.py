@@ -1,7 +1,11 @@
 """Display formatting, and the one place small cells become ``<11``.
 
-The warehouse nulls every figure of a suppressed row and flags it (``is_suppressed``); a reader must
-show ``<11`` there, never a number and never a blank that a reader could take for zero.
+The warehouse publishes every figure ``x`` with a companion ``x_flag`` that reads ``'suppressed'`` when
+``x`` is hidden (then ``x`` is NULL). A reader shows ``<11`` there, never a number and never a blank that
+could be taken for zero; it keys on the flag, not on the NULL, so a defective warehouse that left a
+number beside the flag still shows ``<11``. Tables without per-figure flags (older builds) hide every
+figure of a row flagged ``is_suppressed``. CSV exports keep numbers numeric: a hidden figure is empty
+(NULL) and its ``_flag`` column says why.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 SUPPRESSED = "<11"
+SUPPRESSED_FLAG = "suppressed"
+FLAG_SUFFIX = "_flag"
 MISSING = "–"
 
 Kind = Literal["int", "pct", "num1", "num2", "text", "date", "datetime", "month", "bool"]
@@ -30,8 +36,17 @@ def is_missing(value: Any) -> bool:
 
 
 def row_suppressed(row: Mapping[str, Any]) -> bool:
+    """The row's headline count is hidden (``is_suppressed``)."""
     value = row.get("is_suppressed")
     return bool(value) and not is_missing(value)
+
+
+def hidden(row: Mapping[str, Any], column: str) -> bool:
+    """Whether figure ``column`` of ``row`` is suppressed: its flag, else (no flag) the row's flag."""
+    flag = column + FLAG_SUFFIX
+    if flag in row:
+        return row[flag] == SUPPRESSED_FLAG
+    return row_suppressed(row)
 
 
 def format_value(value: Any, kind: Kind) -> str:
@@ -64,14 +79,19 @@ def format_ci(low: Any, high: Any) -> str:
 
 
 def cell(row: Mapping[str, Any], column: str, kind: Kind) -> str:
-    """One figure of a mart row, ``<11`` if the row is suppressed."""
-    if row_suppressed(row):
+    """One figure of a mart row, ``<11`` if it is suppressed."""
+    if hidden(row, column):
         return SUPPRESSED
     return format_value(row.get(column), kind)
 
 
+def shown_value(row: Mapping[str, Any], column: str) -> Any:
+    """The figure to plot: None when it is suppressed (a chart never draws a hidden point)."""
+    return None if hidden(row, column) else row.get(column)
+
+
 def ci_cell(row: Mapping[str, Any], low: str, high: str) -> str:
-    if row_suppressed(row):
+    if hidden(row, low) or hidden(row, high):
         return SUPPRESSED
     return format_ci(row.get(low), row.get(high))
 
@@ -81,7 +101,7 @@ Column = tuple[str, str, Kind]
 
 
 def display_table(df: pd.DataFrame, columns: list[Column], keys: list[Column] | None = None) -> pd.DataFrame:
-    """Strings for a table: key columns as they are, figure columns as ``<11`` on suppressed rows.
+    """Strings for a table: key columns as they are, each suppressed figure as ``<11``.
 
     Columns absent from ``df`` are skipped, so an extra or renamed mart column does not break a page.
     """
@@ -101,7 +121,7 @@ def display_table(df: pd.DataFrame, columns: list[Column], keys: list[Column] | 
 
 
 def with_labels(df: pd.DataFrame, columns: Mapping[str, Kind]) -> pd.DataFrame:
-    """Add ``<col>_label`` text columns for chart tooltips and labels (``<11`` on suppressed rows)."""
+    """Add ``<col>_label`` text columns for chart tooltips and labels (``<11`` where suppressed)."""
     out = df.copy()
     records = df.to_dict("records")
     for column, kind in columns.items():
@@ -110,26 +130,58 @@ def with_labels(df: pd.DataFrame, columns: Mapping[str, Kind]) -> pd.DataFrame:
     return out
 
 
-_KEEP_AS_IS = frozenset(
-    {"month", "clinic_id", "cohort_id", "is_suppressed", "suppression_reason", "period_type", "period_start",
-     "period_end", "period_label", "metric", "time_days", "session_number", "percentile", "event_type"}
+_KEYS = frozenset(
+    {"month", "clinic", "clinic_id", "clinic_code", "cohort_id", "cohort", "is_suppressed", "suppression_reason",
+     "period_type", "period_start", "period_end", "period_label", "metric", "time_days", "session_number",
+     "percentile", "event_type", "sort_order"}
 )  # fmt: skip
 
 
-def suppressed_as_text(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows flagged ``is_suppressed`` with every figure replaced by ``<11`` (keys and flags kept).
+def _figures(df: pd.DataFrame) -> list[str]:
+    """Columns that hold published figures: those with a ``_flag`` companion, or (without any flag
+    column, older builds) every numeric column that is not a key."""
+    flagged = [c for c in df.columns if f"{c}{FLAG_SUFFIX}" in df.columns]
+    if flagged:
+        return flagged
+    return [
+        c
+        for c in df.columns
+        if c not in _KEYS
+        and not c.endswith(FLAG_SUFFIX)
+        and pd.api.types.is_numeric_dtype(df[c])
+        and not pd.api.types.is_bool_dtype(df[c])
+    ]
 
-    Keyed on the flag, not on nulls, so no export carries a number the warehouse suppressed, nor an
-    empty cell a reader could take for zero. Frames without the flag are returned unchanged.
-    """
-    if "is_suppressed" not in df.columns:
-        return df
+
+def _hidden_mask(df: pd.DataFrame, column: str) -> np.ndarray:
+    flag = f"{column}{FLAG_SUFFIX}"
+    if flag in df.columns:
+        return (df[flag] == SUPPRESSED_FLAG).fillna(False).to_numpy(dtype=bool)
+    if "is_suppressed" in df.columns:
+        return df["is_suppressed"].fillna(False).astype(bool).to_numpy()
+    return np.zeros(len(df), dtype=bool)
+
+
+def masked(df: pd.DataFrame) -> pd.DataFrame:
+    """Every suppressed figure set to NULL (numbers stay numbers; the ``_flag`` columns stay)."""
     out = df.copy()
-    mask = out["is_suppressed"].fillna(False).astype(bool).to_numpy()
-    if not mask.any():
-        return out
-    for column in out.columns:
-        if column not in _KEEP_AS_IS:
+    for column in _figures(df):
+        mask = _hidden_mask(df, column)
+        if mask.any():
+            out[column] = out[column].mask(mask)
+    return out
+
+
+def suppressed_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every suppressed figure replaced by ``<11`` for display (keys, flags and shown values kept).
+
+    Keyed on the flags, not on NULLs, so no table shows a number the warehouse suppressed, nor an empty
+    cell a reader could take for zero. Frames without flags (e.g. a row-level query) come back unchanged.
+    """
+    out = df.copy()
+    for column in _figures(df):
+        mask = _hidden_mask(df, column)
+        if mask.any():
             # The column becomes text; write the shown values plainly (no 0.48000000000000004, no 66.0).
             out[column] = [
                 SUPPRESSED if hide else _plain(v) for v, hide in zip(out[column], mask, strict=True)
@@ -166,8 +218,8 @@ def dates_as_dates(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_export(df: pd.DataFrame) -> bytes:
-    """A mart extract as CSV, suppressed figures written as ``<11``."""
-    return suppressed_as_text(df).to_csv(index=False).encode("utf-8")
+    """A mart extract as CSV: suppressed figures empty (NULL) with their ``_flag`` columns kept."""
+    return dates_as_dates(masked(df)).to_csv(index=False).encode("utf-8")
 
 
 def month_label(value: date) -> str:
@@ -208,14 +260,14 @@ def guess_kind(column: str) -> Kind:
 
 
 def auto_table(df: pd.DataFrame, keys: list[str], hide: tuple[str, ...] = ("is_suppressed",)) -> pd.DataFrame:
-    """Every column of a mart as display text: keys as they are, figures ``<11`` on suppressed rows."""
+    """Every column of a mart as display text: keys as they are, each suppressed figure ``<11``."""
     key_cols: list[Column] = [
         (c, c, kind if (kind := guess_kind(c)) in ("date", "datetime", "month") else "text") for c in keys
     ]
     figures: list[Column] = [
         (c, c, guess_kind(c))
         for c in df.columns
-        if c not in keys and c not in hide and c != "suppression_reason"
+        if c not in keys and c not in hide and c != "suppression_reason" and not c.endswith(FLAG_SUFFIX)
     ]
     out = display_table(df, figures, key_cols)
     if "suppression_reason" in df.columns:

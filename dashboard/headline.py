@@ -2,6 +2,7 @@
 
 Only mart values are shown; a change is the difference of two published values and is left out when
 either side is suppressed (a shown value plus a change would reveal the suppressed one) or missing.
+Each figure follows its own ``_flag``: a row may hide some figures and show others.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.format import SUPPRESSED, Kind, finite, format_ci, format_value, row_suppressed, signed
+from dashboard.format import SUPPRESSED, Kind, ci_cell, finite, format_value, hidden, signed
 from dashboard.periods import shift_month
 
 
@@ -54,7 +55,7 @@ def _row(series: pd.DataFrame, month: date) -> dict[str, Any] | None:
 
 
 def _delta(now: dict[str, Any] | None, then: dict[str, Any] | None, fig: Figure) -> str | None:
-    if now is None or then is None or row_suppressed(now) or row_suppressed(then):
+    if now is None or then is None or hidden(now, fig.column) or hidden(then, fig.column):
         return None
     a, b = now.get(fig.column), then.get(fig.column)
     if not (finite(a) and finite(b)):
@@ -72,13 +73,13 @@ def headlines(series: pd.DataFrame, month: date) -> list[Headline]:
         if now is None:
             out.append(Headline(fig, "–", None, None, None, None))
             continue
-        if row_suppressed(now):
+        if hidden(now, fig.column):
             out.append(Headline(fig, SUPPRESSED, None, None, None, None))
             continue
         raw = now.get(fig.column)
         ci = None
         if fig.ci:
-            ci = f"95 % CI {format_ci(now.get(fig.ci[0]), now.get(fig.ci[1]))}"
+            ci = f"95 % CI {ci_cell(now, fig.ci[0], fig.ci[1])}"
         out.append(
             Headline(
                 fig,

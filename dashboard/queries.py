@@ -1,14 +1,28 @@
-"""The dashboard's one data-access module: parameterised, cached reads of the published warehouse.
+"""The dashboard's one data-access module: a query layer built from the signed-in principal.
 
-Rules this module keeps (docs/ARCHITECTURE.md, "Published marts"):
-- The published DuckDB file is opened read-only, with external access switched off and the
-  configuration locked, in a private in-memory instance per query. A private instance (rather than
-  ``duckdb.connect(path)``) matters because DuckDB caches instances by path: after the publish step
-  swaps the file with ``os.replace`` a cached instance would keep serving the old inode.
-- Every query is a fixed SQL text with ``$n`` parameters; table names come from fixed allow-lists.
-- Results are cached with ``st.cache_data`` keyed on the file's identity (path, inode, mtime, size),
-  so a new publish is picked up on the next rerun while repeated page views cost nothing.
-- Pages only select, filter and format: no outcome the warehouse defines is recomputed here.
+What a role may read is decided here, below the pages (CONTRACT.md §6, docs/ACCESS.md):
+
+| role            | files this layer opens for it                                                      |
+|-----------------|------------------------------------------------------------------------------------|
+| report reader   | published/aggregates.duckdb                                                         |
+| clinic reviewer | the above + published/clinics/<own clinic_id>/clinic.duckdb (queries filter by it)  |
+| analyst         | published/aggregates.duckdb, published/registry.duckdb (+ the validation history)   |
+| staff           | everything, also published/restricted/*.parquet and state/access_log.jsonl          |
+
+A request for anything else raises :class:`AccessDenied` and is written to the access log as ``denied``.
+Other clinics appear only under their ``clinic_code``; a reviewer's own clinic appears under its id
+(from ``clinic_identity`` in its clinic file); analysts and staff see clinic ids.
+
+Other rules this module keeps:
+- Every file is opened read-only in a private in-memory DuckDB instance with external access switched
+  off and the configuration locked. A private instance matters because DuckDB caches instances by
+  path: after the publish step swaps a file with ``os.replace`` a cached one would serve the old inode.
+- Every query is a fixed SQL text with ``$n`` parameters; table names come from fixed allow-lists or
+  from the file's own catalogue, never from what a user typed (the SQL page's statement excepted: it
+  passes the guard and runs on the row-level file only).
+- Results are cached with ``st.cache_data``; the first argument of every cached function is a
+  :class:`Scope` (role, clinic, file identity), so a cached result can never serve a user of other
+  rights, and a new publish (new inode/mtime) is picked up on the next rerun.
 """
 
 from __future__ import annotations
@@ -16,7 +30,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -27,12 +41,16 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from outcome_registry import access_log
+from outcome_registry.access import ROLE_LABELS, Principal, Role, Tier, may_read
 from outcome_registry.errors import RegistryError
 from outcome_registry.paths import RegistryHome
 
 CACHE_TTL_SECONDS = 600
 ANALYST_QUERY_TIMEOUT_SECONDS = 30.0
 QUARANTINE_ROW_LIMIT = 5000
+RECORD_ROW_LIMIT = 5000
+ACCESS_LOG_LIMIT = 10_000
 
 MONTHLY = "mart_monthly_outcomes"
 BENCHMARK = "mart_clinic_benchmark"
@@ -42,15 +60,13 @@ COHORT_SESSION_RELIEF = "mart_cohort_session_relief"
 COHORT_WATERFALL = "mart_cohort_relief_waterfall"
 COHORT_AE = "mart_cohort_adverse_events"
 DIM_COHORTS = "dim_cohorts"
-DQ_LOAD_AUDIT = "dq_load_audit"
-DQ_QUARANTINE = "dq_quarantine_summary"
-DQ_PLAUSIBILITY = "dq_plausibility_summary"
 DQ_FRESHNESS = "dq_freshness"
+DQ_PLAUSIBILITY = "dq_plausibility_summary"
+DQ_QUARANTINE = "dq_quarantine_summary"
+CLINIC_IDENTITY = "clinic_identity"
 
 # Per-cohort marts: read whole rows for the chosen cohorts (each is a small aggregate).
 COHORT_TABLES = frozenset({KM, COHORT_OUTCOMES, COHORT_SESSION_RELIEF, COHORT_WATERFALL, COHORT_AE})
-# Data-quality marts: small, read whole.
-DQ_TABLES = frozenset({DQ_LOAD_AUDIT, DQ_QUARANTINE, DQ_PLAUSIBILITY, DQ_FRESHNESS})
 # How a cohort table is ordered for display; fixed text, never user input.
 _COHORT_ORDER = {
     KM: "cohort_id, time_days",
@@ -59,21 +75,31 @@ _COHORT_ORDER = {
     COHORT_WATERFALL: "cohort_id, percentile",
     COHORT_AE: "cohort_id, event_type",
 }
-_DQ_ORDER = {
-    DQ_LOAD_AUDIT: "ALL",
-    DQ_QUARANTINE: "ALL",
-    DQ_PLAUSIBILITY: "clinic_id, flag",
-    DQ_FRESHNESS: "clinic_id",
+# Row-level data-quality marts, one clinic per row (a reviewer reads its own rows from its clinic file).
+DQ_TABLES = frozenset({DQ_FRESHNESS, DQ_PLAUSIBILITY, DQ_QUARANTINE})
+# Staff-only files of published/restricted/ (SPEC §1).
+RESTRICTED_FILES = ("quarantine", "refusals", "load_audit", "clinic_pseudonyms", "withdrawals")
+_RESTRICTED_ORDER = {
+    "quarantine": "ORDER BY load_seq DESC, file_name, line_number",
+    "refusals": "ORDER BY attempted_at DESC",
+    "load_audit": "ORDER BY load_seq DESC, file_name",
+    "clinic_pseudonyms": "ORDER BY clinic_id",
+    "withdrawals": "",
 }
-# The whole-registry rows of mart_monthly_outcomes / mart_clinic_benchmark.
+# The whole-registry rows of the aggregate marts (clinic_code and clinic_id both read 'ALL').
 ALL_CLINICS = "ALL"
+ALL_LABEL = "All clinics"
 # Columns of dim_cohorts that describe a cohort, in the order a label is looked for.
 _COHORT_LABEL_COLUMNS = ("cohort_name", "label", "cohort_label", "name", "title")
 _COHORT_CRITERIA = ("route", "diagnosis_group", "setting", "age_band", "dose_band", "sex")
 
 
 class DataUnavailable(RegistryError):
-    """A published table or file the page needs is not there (e.g. an older warehouse)."""
+    """A published table or file the page needs is not there (e.g. not published yet, or an older build)."""
+
+
+class AccessDenied(RegistryError):
+    """The principal's role may not see what was asked for (logged as ``denied``)."""
 
 
 class FileIdentity(NamedTuple):
@@ -85,43 +111,73 @@ class FileIdentity(NamedTuple):
     size: int
 
 
-def registry_home() -> RegistryHome:
-    """The home named by $REGISTRY_HOME (the CLI passes --home that way), else ./registry_home."""
-    return RegistryHome.at(None, create=False)
+class Scope(NamedTuple):
+    """Everything that decides what a cached read may return: who (role, clinic) and which file."""
+
+    role: str
+    clinic_id: str | None
+    file: FileIdentity
 
 
 def file_identity(path: Path) -> FileIdentity | None:
     try:
         st_ = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return FileIdentity(str(path), st_.st_ino, st_.st_mtime_ns, st_.st_size)
 
 
-def published_identity(home: RegistryHome | None = None) -> FileIdentity | None:
-    """Identity of the published warehouse, or None when nothing has been published yet."""
-    return file_identity((home or registry_home()).published_db)
+# --- where the tiers live (SPEC §1) ---------------------------------------------------------------
 
 
-def validation_history_identity(home: RegistryHome | None = None) -> FileIdentity | None:
-    return file_identity((home or registry_home()).validation_history)
+def aggregates_path(home: RegistryHome) -> Path:
+    return home.published_dir / "aggregates.duckdb"
 
 
-def restricted_quarantine_identity(home: RegistryHome | None = None) -> FileIdentity | None:
-    return file_identity((home or registry_home()).restricted_dir / "quarantine.parquet")
+def row_level_path(home: RegistryHome) -> Path:
+    return home.published_dir / "registry.duckdb"
+
+
+def clinics_dir(home: RegistryHome) -> Path:
+    return home.published_dir / "clinics"
+
+
+def clinic_path(home: RegistryHome, clinic_id: str) -> Path:
+    return clinics_dir(home) / clinic_id / "clinic.duckdb"
+
+
+def restricted_path(home: RegistryHome, name: str) -> Path:
+    return home.restricted_dir / f"{name}.parquet"
+
+
+def published_clinic_ids(home: RegistryHome) -> frozenset[str]:
+    """Clinics that have a published clinic file (a reviewer's clinic claim must name one of them)."""
+    try:
+        return frozenset(p.parent.name for p in clinics_dir(home).glob("*/clinic.duckdb"))
+    except OSError:
+        return frozenset()
+
+
+def registry_home() -> RegistryHome:
+    """The home named by $REGISTRY_HOME (the CLI passes --home that way), else ./registry_home."""
+    return RegistryHome.at(None, create=False)
+
+
+# --- private, read-only DuckDB connections --------------------------------------------------------
 
 
 @contextmanager
-def open_published(ident: FileIdentity) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived, read-only connection to the published warehouse with external access off."""
+def open_duckdb(ident: FileIdentity) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived, read-only connection to one published DuckDB file, external access off."""
     con = duckdb.connect(":memory:")
     try:
         try:
-            con.execute(f"ATTACH '{_sql_literal(ident.path)}' AS published (READ_ONLY)")
+            # ATTACH takes no parameters; the path is one this process computed itself, never user input.
+            con.execute(f"ATTACH '{ident.path.replace(chr(39), chr(39) * 2)}' AS published (READ_ONLY)")
         except duckdb.Error as exc:
             raise DataUnavailable(
-                f"The published warehouse at {ident.path} could not be opened read-only ({exc}). "
-                "If a publish is running, reload the page in a moment."
+                "A published file could not be opened read-only. If a publish is running, reload the "
+                "page in a moment."
             ) from exc
         con.execute("USE published")
         # After these two settings nothing in this connection can read or write files or change them.
@@ -132,257 +188,72 @@ def open_published(ident: FileIdentity) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _sql_literal(text: str) -> str:
-    # Only used for the warehouse path this process computed itself (ATTACH takes no parameters).
-    return text.replace("'", "''")
-
-
-def _frame(ident: FileIdentity, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-    with open_published(ident) as con:
+def _duck_frame(ident: FileIdentity, sql: str, params: Sequence[Any]) -> pd.DataFrame:
+    with open_duckdb(ident) as con:
         try:
-            return con.execute(sql, params or []).df()
+            return con.execute(sql, list(params)).df()
         except duckdb.CatalogException as exc:
             raise DataUnavailable(
-                f"The published warehouse does not have what this view needs ({exc}). "
-                "Rebuild with `make run` or `outcome-registry run` so the marts are current."
+                "The published warehouse does not have what this view needs (a table or column is "
+                "missing); it may come from an older build. Rebuild with `outcome-registry run`."
             ) from exc
 
 
-_cache = st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=256)
+def _parquet_frame(ident: FileIdentity, sql_tail: str, params: Sequence[Any]) -> pd.DataFrame:
+    # Our own file path as a parameter; this connection never sees user SQL.
+    con = duckdb.connect(":memory:")
+    try:
+        return con.execute(f"SELECT * FROM read_parquet($1) {sql_tail}", [ident.path, *params]).df()
+    except duckdb.Error as exc:
+        raise DataUnavailable("A published file could not be read; it may be being replaced.") from exc
+    finally:
+        con.close()
 
 
-# --- catalogue ---------------------------------------------------------------------------------
+_cache = st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=512)
 
 
-@_cache
-def table_names(ident: FileIdentity) -> list[str]:
-    df = _frame(
-        ident,
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'published' "
-        "AND schema_name = 'main' UNION SELECT view_name FROM duckdb_views() "
-        "WHERE database_name = 'published' AND schema_name = 'main' AND NOT internal ORDER BY 1",
-    )
-    return df["table_name"].tolist()
-
-
-@_cache
-def schema_description(ident: FileIdentity) -> pd.DataFrame:
-    """Every published column with its type and description (dbt persists docs as comments)."""
-    return _frame(
-        ident,
-        "SELECT c.table_name, c.column_name, c.data_type, coalesce(c.comment, '') AS description, "
-        "coalesce(t.comment, '') AS table_description "
-        "FROM duckdb_columns() c LEFT JOIN duckdb_tables() t "
-        "ON t.database_name = c.database_name AND t.schema_name = c.schema_name "
-        "AND t.table_name = c.table_name "
-        "WHERE c.database_name = 'published' AND c.schema_name = 'main' AND NOT c.internal "
-        "ORDER BY c.table_name, c.column_index",
-    )
+# Every cached function takes the Scope first: the cache key holds role, clinic and file identity.
 
 
 @_cache
-def columns(ident: FileIdentity, table: str) -> list[str]:
-    df = schema_description(ident)
-    return df.loc[df["table_name"] == table, "column_name"].tolist()
-
-
-def has_table(ident: FileIdentity, table: str) -> bool:
-    return table in table_names(ident)
-
-
-# --- monthly outcomes --------------------------------------------------------------------------
+def _cached_sql(scope: Scope, sql: str, params: tuple[Any, ...]) -> pd.DataFrame:
+    return _duck_frame(scope.file, sql, params)
 
 
 @_cache
-def monthly_months(ident: FileIdentity) -> list[date]:
-    df = _frame(ident, f"SELECT DISTINCT month FROM {MONTHLY} ORDER BY month")
-    return [pd.Timestamp(m).date() for m in df["month"]]
+def _cached_parquet(scope: Scope, sql_tail: str, params: tuple[Any, ...]) -> pd.DataFrame:
+    return _parquet_frame(scope.file, sql_tail, params)
 
 
-@_cache
-def data_cutoff(ident: FileIdentity) -> date | None:
-    """The registry's data cutoff: the latest session date loaded (dq_freshness)."""
-    if not has_table(ident, DQ_FRESHNESS):
-        return None
-    df = _frame(ident, f"SELECT max(last_session_date) AS cutoff FROM {DQ_FRESHNESS}")
-    value = df["cutoff"].iloc[0]
-    return None if pd.isna(value) else pd.Timestamp(value).date()
+CACHED_READERS: tuple[Callable[..., pd.DataFrame], ...] = (_cached_sql, _cached_parquet)
+
+_CATALOGUE = (
+    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'published' AND schema_name = 'main' "
+    "UNION SELECT view_name FROM duckdb_views() WHERE database_name = 'published' AND schema_name = 'main' "
+    "AND NOT internal ORDER BY 1"
+)
+_SCHEMA = (
+    "SELECT c.table_name, c.column_name, c.data_type, coalesce(c.comment, '') AS description, "
+    "coalesce(t.comment, '') AS table_description "
+    "FROM duckdb_columns() c LEFT JOIN duckdb_tables() t "
+    "ON t.database_name = c.database_name AND t.schema_name = c.schema_name AND t.table_name = c.table_name "
+    "WHERE c.database_name = 'published' AND c.schema_name = 'main' AND NOT c.internal "
+    "ORDER BY c.table_name, c.column_index"
+)
 
 
-@_cache
-def monthly_clinics(ident: FileIdentity) -> list[str]:
-    df = _frame(
-        ident, f"SELECT DISTINCT clinic_id FROM {MONTHLY} WHERE clinic_id <> $1 ORDER BY 1", [ALL_CLINICS]
-    )
-    return df["clinic_id"].tolist()
+def _ident_sql(name: str) -> str:
+    """A catalogue table name as a quoted identifier (names come from the file, not from a user)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
 class Cohort:
     cohort_id: str
     label: str
-    route: str | None  # set for the route cohorts (only a route criterion)
+    route: str | None  # set for the route cohorts (a single route criterion)
     is_everyone: bool  # no criterion at all: the whole registry
-
-
-@_cache
-def cohorts(ident: FileIdentity) -> list[Cohort]:
-    """Cohorts from dim_cohorts; falls back to the ids used in mart_monthly_outcomes."""
-    if not has_table(ident, DIM_COHORTS):
-        ids = _frame(ident, f"SELECT DISTINCT cohort_id FROM {MONTHLY} ORDER BY 1")["cohort_id"]
-        return [Cohort(c, c, None, c == "all") for c in ids]
-    order = "sort_order, cohort_id" if "sort_order" in columns(ident, DIM_COHORTS) else "cohort_id"
-    df = _frame(ident, f"SELECT * FROM {DIM_COHORTS} ORDER BY {order}")
-    label_col = next((c for c in _COHORT_LABEL_COLUMNS if c in df.columns), "cohort_id")
-    criteria = [c for c in _COHORT_CRITERIA if c in df.columns]
-    out = []
-    for row in df.to_dict("records"):
-        set_criteria = [c for c in criteria if pd.notna(row.get(c)) and str(row.get(c)) != ""]
-        route = row["route"] if set_criteria == ["route"] else None
-        everyone = not set_criteria if criteria else row["cohort_id"] == "all"
-        out.append(Cohort(row["cohort_id"], str(row[label_col] or row["cohort_id"]), route, everyone))
-    return out
-
-
-@_cache
-def monthly_series(
-    ident: FileIdentity, clinic_id: str, cohort_id: str, first: date, last: date
-) -> pd.DataFrame:
-    """One clinic (or ALL) × one cohort, months first..last inclusive, oldest first."""
-    return _frame(
-        ident,
-        f"SELECT * FROM {MONTHLY} WHERE clinic_id = $1 AND cohort_id = $2 "
-        "AND month BETWEEN $3 AND $4 ORDER BY month",
-        [clinic_id, cohort_id, first, last],
-    )
-
-
-@_cache
-def monthly_month(ident: FileIdentity, month: date, cohort_id: str) -> pd.DataFrame:
-    """Every clinic row (ALL first) of one month and cohort: the month's report table."""
-    return _frame(
-        ident,
-        f"SELECT * FROM {MONTHLY} WHERE month = $1 AND cohort_id = $2 ORDER BY clinic_id <> $3, clinic_id",
-        [month, cohort_id, ALL_CLINICS],
-    )
-
-
-# --- clinic benchmark --------------------------------------------------------------------------
-
-
-@_cache
-def benchmark_periods(ident: FileIdentity, period_type: str) -> pd.DataFrame:
-    return _frame(
-        ident,
-        f"SELECT DISTINCT period_start, period_end, period_label FROM {BENCHMARK} "
-        "WHERE period_type = $1 ORDER BY period_start DESC",
-        [period_type],
-    )
-
-
-@_cache
-def benchmark_choices(ident: FileIdentity) -> dict[str, list[str]]:
-    df = _frame(ident, f"SELECT DISTINCT period_type, cohort_id, metric FROM {BENCHMARK}")
-    return {c: sorted(df[c].dropna().unique().tolist()) for c in df.columns}
-
-
-@_cache
-def benchmark_period(
-    ident: FileIdentity, period_type: str, period_start: date, cohort_id: str, metric: str
-) -> pd.DataFrame:
-    return _frame(
-        ident,
-        f"SELECT * FROM {BENCHMARK} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
-        "AND metric = $4 AND clinic_id <> $5 ORDER BY n_denominator NULLS FIRST, clinic_id",
-        [period_type, period_start, cohort_id, metric, ALL_CLINICS],
-    )
-
-
-@_cache
-def benchmark_clinic_months(ident: FileIdentity, clinic_id: str, cohort_id: str, metric: str) -> pd.DataFrame:
-    return _frame(
-        ident,
-        f"SELECT * FROM {BENCHMARK} WHERE period_type = 'month' AND clinic_id = $1 AND cohort_id = $2 "
-        "AND metric = $3 ORDER BY period_start",
-        [clinic_id, cohort_id, metric],
-    )
-
-
-@_cache
-def benchmark_outliers(
-    ident: FileIdentity, period_type: str, period_start: date, cohort_id: str
-) -> pd.DataFrame:
-    """Clinics outside their 95 % limits for any metric of one period (99.8 % shown as a column)."""
-    return _frame(
-        ident,
-        f"SELECT * FROM {BENCHMARK} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
-        "AND clinic_id <> $4 AND (outside_95 OR outside_998) ORDER BY outside_998 DESC, metric, clinic_id",
-        [period_type, period_start, cohort_id, ALL_CLINICS],
-    )
-
-
-# --- cohorts and data quality ------------------------------------------------------------------
-
-
-@_cache
-def cohort_rows(ident: FileIdentity, table: str, cohort_ids: tuple[str, ...]) -> pd.DataFrame:
-    if table not in COHORT_TABLES:
-        raise ValueError(f"{table} is not a cohort mart")
-    return _frame(
-        ident,
-        f"SELECT * FROM {table} WHERE list_contains($1, cohort_id) ORDER BY {_COHORT_ORDER[table]}",
-        [list(cohort_ids)],
-    )
-
-
-@_cache
-def dq_rows(ident: FileIdentity, table: str) -> pd.DataFrame:
-    if table not in DQ_TABLES:
-        raise ValueError(f"{table} is not a data-quality mart")
-    return _frame(ident, f"SELECT * FROM {table} ORDER BY {_DQ_ORDER[table]}")
-
-
-@_cache
-def quarantine_by_rule(ident: FileIdentity) -> pd.DataFrame:
-    return _frame(
-        ident,
-        f"SELECT rule, sum(n_rows)::BIGINT AS n_rows, count(DISTINCT batch_id) AS n_batches "
-        f"FROM {DQ_QUARANTINE} GROUP BY rule ORDER BY n_rows DESC, rule",
-    )
-
-
-# --- files beside the warehouse ----------------------------------------------------------------
-
-
-def _read_parquet(path: str, sql_tail: str, params: Sequence[Any]) -> pd.DataFrame:
-    # Our own file path as a parameter; this connection never sees user SQL.
-    con = duckdb.connect(":memory:")
-    try:
-        return con.execute(f"SELECT * FROM read_parquet($1) {sql_tail}", [path, *params]).df()
-    except duckdb.Error as exc:
-        raise DataUnavailable(f"{path} could not be read ({exc}).") from exc
-    finally:
-        con.close()
-
-
-@_cache
-def validation_history(ident: FileIdentity) -> pd.DataFrame:
-    """The full validation history; readable even when the latest build was refused."""
-    return _read_parquet(ident.path, "ORDER BY run_at DESC", [])
-
-
-@_cache
-def restricted_quarantine(ident: FileIdentity, batch_id: str | None, rule: str | None) -> pd.DataFrame:
-    """Quarantined raw rows (registry staff only), newest batches first, at most QUARANTINE_ROW_LIMIT."""
-    return _read_parquet(
-        ident.path,
-        "WHERE ($2::VARCHAR IS NULL OR batch_id = $2) AND ($3::VARCHAR IS NULL OR rule = $3) "
-        "ORDER BY load_seq DESC, file_name, line_number LIMIT $4",
-        [batch_id, rule, QUARANTINE_ROW_LIMIT],
-    )
-
-
-# --- analyst SQL -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -392,31 +263,441 @@ class AnalystResult:
     seconds: float
 
 
-def run_analyst_sql(ident: FileIdentity, sql: str, row_limit: int) -> AnalystResult:
-    """Run one vetted read-only statement (see sql_guard.check_query) with a row limit and a timeout.
+Logger = Callable[..., None]
 
-    Not cached: an analyst re-running a query expects it to run. The guard has already refused anything
-    but a single read; the connection is read-only with external access off as a second wall.
-    """
-    start = time.perf_counter()
-    with open_published(ident) as con:
-        timer = threading.Timer(ANALYST_QUERY_TIMEOUT_SECONDS, con.interrupt)
-        timer.start()
+
+class QueryLayer:
+    """What one principal may read, and nothing else. Pages get one of these per run."""
+
+    def __init__(
+        self, home: RegistryHome, principal: Principal, *, seen: set[tuple[str, str]] | None = None
+    ) -> None:
+        self.home = home
+        self.principal = principal
+        # Views already logged in this browser session: a rerun of the same view is not a new view.
+        self._seen = seen if seen is not None else set()
+
+    # --- access log -----------------------------------------------------------------------------
+
+    def log(
+        self, kind: str, target: str, rows: int | None = None, ok: bool = True, detail: str | None = None
+    ) -> None:
+        access_log.record(self.home, self.principal, kind, target, rows=rows, ok=ok, detail=detail)
+
+    def _log_view(self, target: str, rows: int) -> None:
+        key = ("page", f"{target}|{rows}")
+        if key not in self._seen:
+            self._seen.add(key)
+            self.log("page", target, rows=rows)
+
+    def _deny(self, what: str) -> AccessDenied:
+        self.log("denied", what, ok=False)
+        role = ROLE_LABELS[self.principal.role]
+        return AccessDenied(f"Your role ({role}) does not give access to {what}.")
+
+    # --- files ----------------------------------------------------------------------------------
+
+    def _scope(self, tier: Tier, path: Path, what: str, clinic_id: str | None = None) -> Scope:
+        if not may_read(self.principal, tier, clinic_id):
+            raise self._deny(what)
+        ident = file_identity(path)
+        if ident is None:
+            raise DataUnavailable(f"Nothing has been published yet for {what}.")
+        return Scope(str(self.principal.role), self.principal.clinic_id, ident)
+
+    @property
+    def reads_row_level(self) -> bool:
+        return self.principal.sees_row_level
+
+    def marts_path(self) -> Path:
+        """The file the outcome pages read: the row-level file (clinic ids) or the aggregate file."""
+        return row_level_path(self.home) if self.reads_row_level else aggregates_path(self.home)
+
+    def marts_identity(self) -> FileIdentity | None:
+        """Identity of the file the outcome pages read, or None when nothing is published for this role."""
+        return file_identity(self.marts_path())
+
+    def _marts(self) -> Scope:
+        tier = Tier.ROW_LEVEL if self.reads_row_level else Tier.AGGREGATE
+        return self._scope(tier, self.marts_path(), "the published outcomes")
+
+    def _row_level(self, what: str) -> Scope:
+        return self._scope(Tier.ROW_LEVEL, row_level_path(self.home), what)
+
+    def _own_clinic(self, what: str, clinic_id: str | None = None) -> Scope:
+        cid = clinic_id or self.principal.clinic_id
+        if cid is None:
+            raise self._deny(what)
+        return self._scope(Tier.CLINIC, clinic_path(self.home, cid), what, cid)
+
+    def _restricted(self, name: str) -> Scope:
+        if name not in RESTRICTED_FILES:
+            raise ValueError(f"{name} is not a restricted file")
+        return self._scope(
+            Tier.RESTRICTED, restricted_path(self.home, name), f"restricted {name.replace('_', ' ')}"
+        )
+
+    def _sql(self, scope: Scope, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return _cached_sql(scope, sql, tuple(params))
+
+    # --- catalogue ------------------------------------------------------------------------------
+
+    def _tables(self, scope: Scope) -> list[str]:
+        return self._sql(scope, _CATALOGUE)["table_name"].tolist()
+
+    def _schema(self, scope: Scope) -> pd.DataFrame:
+        return self._sql(scope, _SCHEMA)
+
+    def _columns(self, scope: Scope, table: str) -> list[str]:
+        df = self._schema(scope)
+        return df.loc[df["table_name"] == table, "column_name"].tolist()
+
+    def has_table(self, table: str) -> bool:
+        return table in self._tables(self._marts())
+
+    def columns(self, table: str) -> list[str]:
+        return self._columns(self._marts(), table)
+
+    # --- clinics: codes, and the names this principal may see -----------------------------------
+
+    def own_clinic_code(self) -> str | None:
+        """A reviewer's own clinic_code (from clinic_identity in its clinic file)."""
+        if self.principal.role is not Role.CLINIC_REVIEWER:
+            return None
         try:
-            frame = con.sql(sql).limit(row_limit + 1).df()
-        except duckdb.InterruptException as exc:
-            raise RegistryError(
-                f"The query ran longer than {ANALYST_QUERY_TIMEOUT_SECONDS:.0f} s and was stopped. "
-                "Aggregate in SQL or filter further (the marts are small; fct_sessions is large)."
-            ) from exc
-        except duckdb.PermissionException as exc:
-            raise RegistryError(
-                "The query was refused: it tries to reach files or settings outside the published "
-                f"warehouse, which this query box does not allow ({exc})."
-            ) from exc
-        except duckdb.Error as exc:
-            raise RegistryError(f"DuckDB could not run the query: {exc}") from exc
-        finally:
-            timer.cancel()
-    truncated = len(frame) > row_limit
-    return AnalystResult(frame.head(row_limit), truncated, time.perf_counter() - start)
+            scope = self._own_clinic("your clinic's identity")
+        except DataUnavailable:  # the clinic's file is not published (yet): its code stays a code
+            return None
+        df = self._sql(
+            scope,
+            f"SELECT clinic_code FROM {CLINIC_IDENTITY} WHERE clinic_id = $1",
+            [self.principal.clinic_id],
+        )
+        return None if df.empty else str(df["clinic_code"].iloc[0])
+
+    def _labelled(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Add ``clinic`` (the name this principal may see) beside ``clinic_code``; hide ``clinic_id``.
+
+        Analysts and staff read the row-level file, whose aggregate tables keep ``clinic_id`` beside
+        ``clinic_code``. Readers and reviewers read the aggregate file, which has no ``clinic_id``; a
+        reviewer's own code is shown as its clinic id.
+        """
+        if "clinic_code" not in df.columns and "clinic_id" not in df.columns:
+            return df
+        out = df.copy()
+        if "clinic_code" not in out.columns:  # a row-level table of an older build: the id is all there is
+            if not self.reads_row_level:
+                raise self._deny("clinic identifiers")
+            out["clinic_code"] = out["clinic_id"]
+        codes = out["clinic_code"].astype("string")
+        if self.reads_row_level and "clinic_id" in out.columns:
+            names = out["clinic_id"].astype("string").fillna(codes)
+        else:
+            own = self.own_clinic_code()
+            names = codes.where(codes != own, self.principal.clinic_id) if own else codes
+        out["clinic"] = names.where(codes != ALL_CLINICS, ALL_LABEL).astype(object)
+        if not self.reads_row_level and "clinic_id" in out.columns:
+            out = out.drop(columns=["clinic_id"])  # never in the aggregate file; never shown to these roles
+        return out
+
+    def clinic_label(self, code: str) -> str:
+        return self.clinic_labels().get(code, code)
+
+    def clinic_labels(self) -> dict[str, str]:
+        """clinic_code -> the name shown, for every clinic of the monthly mart (own clinic first)."""
+        scope = self._marts()
+        cols = self._columns(scope, MONTHLY)
+        code_col = "clinic_code" if "clinic_code" in cols else "clinic_id"
+        wanted = (
+            "clinic_code, clinic_id"
+            if self.reads_row_level and {"clinic_code", "clinic_id"} <= set(cols)
+            else code_col
+        )
+        df = self._sql(
+            scope, f"SELECT DISTINCT {wanted} FROM {MONTHLY} WHERE {code_col} <> $1", [ALL_CLINICS]
+        )
+        df = self._labelled(df)
+        own = self.principal.clinic_id
+        pairs = sorted(zip(df["clinic_code"], df["clinic"], strict=True), key=lambda p: (p[1] != own, p[1]))
+        return dict(pairs)
+
+    # --- monthly outcomes -----------------------------------------------------------------------
+
+    def _code_column(self, scope: Scope, table: str) -> str:
+        return "clinic_code" if "clinic_code" in self._columns(scope, table) else "clinic_id"
+
+    def monthly_months(self) -> list[date]:
+        df = self._sql(self._marts(), f"SELECT DISTINCT month FROM {MONTHLY} ORDER BY month")
+        return [pd.Timestamp(m).date() for m in df["month"]]
+
+    def data_cutoff(self) -> date | None:
+        """The registry's data cutoff (latest session loaded), where this principal's file says it."""
+        scope = self._marts()
+        if "data_cutoff_date" in self._columns(scope, MONTHLY):
+            df = self._sql(scope, f"SELECT max(data_cutoff_date) AS cutoff FROM {MONTHLY}")
+        elif DQ_FRESHNESS in self._tables(scope):
+            df = self._sql(scope, f"SELECT max(last_session_date) AS cutoff FROM {DQ_FRESHNESS}")
+        else:
+            return None
+        value = df["cutoff"].iloc[0]
+        return None if pd.isna(value) else pd.Timestamp(value).date()
+
+    def monthly_series(self, clinic_code: str, cohort_id: str, first: date, last: date) -> pd.DataFrame:
+        """One clinic (or ALL) × one cohort, months first..last inclusive, oldest first."""
+        scope = self._marts()
+        code = self._code_column(scope, MONTHLY)
+        return self._labelled(
+            self._sql(
+                scope,
+                f"SELECT * FROM {MONTHLY} WHERE {code} = $1 AND cohort_id = $2 AND month BETWEEN $3 AND $4 "
+                "ORDER BY month",
+                [clinic_code, cohort_id, first, last],
+            )
+        )
+
+    def monthly_month(self, month: date, cohort_id: str) -> pd.DataFrame:
+        """Every clinic row (ALL first) of one month and cohort: the month's report table."""
+        scope = self._marts()
+        code = self._code_column(scope, MONTHLY)
+        df = self._labelled(
+            self._sql(
+                scope, f"SELECT * FROM {MONTHLY} WHERE month = $1 AND cohort_id = $2", [month, cohort_id]
+            )
+        )
+        own = self.principal.clinic_id
+        order = df.assign(_k0=df[code] != ALL_CLINICS, _k1=df["clinic"] != own, _k2=df["clinic"])
+        return (
+            order.sort_values(["_k0", "_k1", "_k2"])
+            .drop(columns=["_k0", "_k1", "_k2"])
+            .reset_index(drop=True)
+        )
+
+    # --- cohorts ----------------------------------------------------------------------------------
+
+    def cohorts(self) -> list[Cohort]:
+        """Cohorts from dim_cohorts; falls back to the ids used in mart_monthly_outcomes."""
+        scope = self._marts()
+        if DIM_COHORTS not in self._tables(scope):
+            ids = self._sql(scope, f"SELECT DISTINCT cohort_id FROM {MONTHLY} ORDER BY 1")["cohort_id"]
+            return [Cohort(c, c, None, c == "all") for c in ids]
+        cols = self._columns(scope, DIM_COHORTS)
+        order = "sort_order, cohort_id" if "sort_order" in cols else "cohort_id"
+        df = self._sql(scope, f"SELECT * FROM {DIM_COHORTS} ORDER BY {order}")
+        label_col = next((c for c in _COHORT_LABEL_COLUMNS if c in df.columns), "cohort_id")
+        criteria = [c for c in _COHORT_CRITERIA if c in df.columns]
+        out = []
+        for row in df.to_dict("records"):
+            set_criteria = [c for c in criteria if pd.notna(row.get(c)) and str(row.get(c)) != ""]
+            if "cohort_family" in df.columns:  # the cohort seed says which family a cohort belongs to
+                family = row.get("cohort_family")
+                route = row.get("route") if family == "route" else None
+            else:
+                route = row["route"] if set_criteria == ["route"] else None
+            everyone = not set_criteria if criteria else row["cohort_id"] == "all"
+            out.append(Cohort(row["cohort_id"], str(row[label_col] or row["cohort_id"]), route, everyone))
+        return out
+
+    def cohort_rows(self, table: str, cohort_ids: tuple[str, ...]) -> pd.DataFrame:
+        if table not in COHORT_TABLES:
+            raise ValueError(f"{table} is not a cohort mart")
+        return self._sql(
+            self._marts(),
+            f"SELECT * FROM {table} WHERE list_contains($1, cohort_id) ORDER BY {_COHORT_ORDER[table]}",
+            [list(cohort_ids)],
+        )
+
+    # --- clinic benchmark -----------------------------------------------------------------------
+
+    def benchmark_choices(self) -> dict[str, list[str]]:
+        df = self._sql(self._marts(), f"SELECT DISTINCT period_type, cohort_id, metric FROM {BENCHMARK}")
+        return {c: sorted(df[c].dropna().unique().tolist()) for c in df.columns}
+
+    def benchmark_periods(self, period_type: str) -> pd.DataFrame:
+        return self._sql(
+            self._marts(),
+            f"SELECT DISTINCT period_start, period_end, period_label FROM {BENCHMARK} "
+            "WHERE period_type = $1 ORDER BY period_start DESC",
+            [period_type],
+        )
+
+    def benchmark_period(
+        self, period_type: str, period_start: date, cohort_id: str, metric: str
+    ) -> pd.DataFrame:
+        scope = self._marts()
+        code = self._code_column(scope, BENCHMARK)
+        return self._labelled(
+            self._sql(
+                scope,
+                f"SELECT * FROM {BENCHMARK} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
+                f"AND metric = $4 AND {code} <> $5 ORDER BY n_denominator NULLS FIRST, {code}",
+                [period_type, period_start, cohort_id, metric, ALL_CLINICS],
+            )
+        )
+
+    def benchmark_outliers(self, period_type: str, period_start: date, cohort_id: str) -> pd.DataFrame:
+        """Clinics outside their 95 % limits for any metric of one period (99.8 % shown as a column)."""
+        scope = self._marts()
+        code = self._code_column(scope, BENCHMARK)
+        return self._labelled(
+            self._sql(
+                scope,
+                f"SELECT * FROM {BENCHMARK} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
+                f"AND {code} <> $4 AND (outside_95 OR outside_998) ORDER BY outside_998 DESC, metric, {code}",
+                [period_type, period_start, cohort_id, ALL_CLINICS],
+            )
+        )
+
+    def benchmark_clinic_months(self, clinic_code: str, cohort_id: str, metric: str) -> pd.DataFrame:
+        scope = self._marts()
+        code = self._code_column(scope, BENCHMARK)
+        return self._labelled(
+            self._sql(
+                scope,
+                f"SELECT * FROM {BENCHMARK} WHERE period_type = 'month' AND {code} = $1 AND cohort_id = $2 "
+                "AND metric = $3 ORDER BY period_start",
+                [clinic_code, cohort_id, metric],
+            )
+        )
+
+    # --- data quality (row-level; a reviewer reads its own clinic's rows) -----------------------
+
+    def validation_history(self) -> pd.DataFrame:
+        """The full validation history (row-level tier); readable even when the latest build was refused."""
+        scope = self._scope(Tier.ROW_LEVEL, self.home.validation_history, "the validation history")
+        return _cached_parquet(scope, "ORDER BY run_at DESC", ())
+
+    def has_validation_history(self) -> bool:
+        return self.reads_row_level and file_identity(self.home.validation_history) is not None
+
+    def dq_rows(self, table: str) -> pd.DataFrame:
+        """A data-quality mart: every clinic for analysts and staff, only its own clinic for a reviewer."""
+        if table not in DQ_TABLES:
+            raise ValueError(f"{table} is not a data-quality mart")
+        if self.principal.role is Role.CLINIC_REVIEWER:
+            scope = self._own_clinic("your clinic's data-quality results")
+            if table not in self._tables(scope):
+                raise DataUnavailable("Your clinic's file has no such data-quality table yet.")
+            df = self._sql(scope, f"SELECT * FROM {table} WHERE clinic_id = $1", [self.principal.clinic_id])
+        else:
+            scope = self._row_level("the data-quality results")
+            df = self._sql(scope, f"SELECT * FROM {table} ORDER BY clinic_id")
+        self._log_view(f"data_quality:{table}", len(df))
+        return df
+
+    # --- clinic records (row-level) -------------------------------------------------------------
+
+    def record_tables(self, clinic_id: str) -> list[str]:
+        """Tables with rows of one clinic that this principal may open (own clinic file, or row-level)."""
+        scope = self._records_scope(clinic_id)
+        schema = self._schema(scope)
+        with_clinic = set(schema.loc[schema["column_name"] == "clinic_id", "table_name"])
+        return sorted(t for t in with_clinic if not t.startswith("mart_") and t != CLINIC_IDENTITY)
+
+    def record_clinics(self) -> list[str]:
+        """Clinic ids whose records this principal may open: its own, or every clinic for row-level roles."""
+        if self.principal.role is Role.CLINIC_REVIEWER:
+            return [self.principal.clinic_id] if self.principal.clinic_id else []
+        if not self.reads_row_level:
+            raise self._deny("clinic records")
+        scope = self._row_level("clinic records")
+        tables = self._tables(scope)
+        source = "dim_clinics" if "dim_clinics" in tables else "fct_courses"
+        df = self._sql(scope, f"SELECT DISTINCT clinic_id FROM {source} ORDER BY 1")
+        return [str(c) for c in df["clinic_id"].dropna()]
+
+    def _records_scope(self, clinic_id: str) -> Scope:
+        if self.principal.role is Role.CLINIC_REVIEWER:
+            if clinic_id != self.principal.clinic_id:
+                raise self._deny(f"the records of another clinic ({clinic_id})")
+            return self._own_clinic("your clinic's records")
+        if not self.reads_row_level:
+            raise self._deny("clinic records")
+        return self._row_level("clinic records")
+
+    def clinic_records(self, clinic_id: str, table: str, limit: int = RECORD_ROW_LIMIT) -> pd.DataFrame:
+        """Rows of one clinic from one table (always filtered by clinic_id), at most ``limit`` rows."""
+        scope = self._records_scope(clinic_id)
+        if table not in self.record_tables(clinic_id):  # the catalogue is the allow-list
+            raise DataUnavailable(f"There is no table {table!r} with clinic records.")
+        df = self._sql(
+            scope,
+            f"SELECT * FROM {_ident_sql(table)} WHERE clinic_id = $1 LIMIT $2",
+            [clinic_id, int(limit)],
+        )
+        self._log_view(f"clinic_records:{clinic_id}:{table}", len(df))
+        return df
+
+    # --- staff only: restricted files and the access log ----------------------------------------
+
+    def restricted(self, name: str) -> pd.DataFrame:
+        """One restricted file (staff), newest first where it has an order; logged as a view."""
+        scope = self._restricted(name)
+        df = _cached_parquet(scope, _RESTRICTED_ORDER[name], ())
+        self._log_view(f"restricted:{name}", len(df))
+        return df
+
+    def restricted_quarantine(self, batch_id: str | None, rule: str | None) -> pd.DataFrame:
+        """Quarantined raw rows (staff), newest batches first, at most QUARANTINE_ROW_LIMIT."""
+        scope = self._restricted("quarantine")
+        df = _cached_parquet(
+            scope,
+            "WHERE ($2::VARCHAR IS NULL OR batch_id = $2) AND ($3::VARCHAR IS NULL OR rule = $3) "
+            "ORDER BY load_seq DESC, file_name, line_number LIMIT $4",
+            (batch_id, rule, QUARANTINE_ROW_LIMIT),
+        )
+        self._log_view(f"restricted:quarantine rows batch={batch_id or '*'} rule={rule or '*'}", len(df))
+        return df
+
+    def access_log(self) -> pd.DataFrame:
+        """The access log, newest first (staff). Not cached: it changes with every view."""
+        if not may_read(self.principal, Tier.ACCESS_LOG):
+            raise self._deny("the access log")
+        return access_log.read(self.home, limit=ACCESS_LOG_LIMIT)
+
+    # --- analyst SQL (row-level) ----------------------------------------------------------------
+
+    def schema_description(self) -> pd.DataFrame:
+        """Every table of the row-level file with its columns and descriptions (dbt persists docs)."""
+        return self._schema(self._row_level("the row-level schema"))
+
+    def run_sql(self, statement: str, row_limit: int) -> AnalystResult:
+        """Run one statement the guard has vetted on the row-level file; logged with the user.
+
+        Not cached: an analyst re-running a query expects it to run. The connection is read-only with
+        external access off as a second wall behind the guard.
+        """
+        if not self.reads_row_level:
+            raise self._deny("the SQL query box")
+        ident = file_identity(row_level_path(self.home))
+        if ident is None:
+            raise DataUnavailable("Nothing has been published yet for the SQL query box.")
+        start = time.perf_counter()
+        try:
+            with open_duckdb(ident) as con:
+                timer = threading.Timer(ANALYST_QUERY_TIMEOUT_SECONDS, con.interrupt)
+                timer.start()
+                try:
+                    frame = con.sql(statement).limit(row_limit + 1).df()
+                except duckdb.InterruptException as exc:
+                    raise RegistryError(
+                        f"The query ran longer than {ANALYST_QUERY_TIMEOUT_SECONDS:.0f} s and was stopped. "
+                        "Aggregate in SQL or filter further (the marts are small; fct_sessions is large)."
+                    ) from exc
+                except duckdb.PermissionException as exc:
+                    raise RegistryError(
+                        "The query was refused: it tries to reach files or settings outside the published "
+                        "warehouse, which this query box does not allow."
+                    ) from exc
+                except duckdb.Error as exc:
+                    raise RegistryError(
+                        f"DuckDB could not run the query: {str(exc).splitlines()[0]}"
+                    ) from exc
+                finally:
+                    timer.cancel()
+        except RegistryError as exc:
+            self.log("sql", statement, ok=False, detail=exc.message)
+            raise
+        truncated = len(frame) > row_limit
+        frame = frame.head(row_limit)
+        self.log("sql", statement, rows=len(frame), detail="row limit reached" if truncated else None)
+        return AnalystResult(frame, truncated, time.perf_counter() - start)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from outcome_registry.access import Principal
+    from outcome_registry.access import Principal, Refusal
     from outcome_registry.paths import RegistryHome
 
 KINDS = ("sql", "page", "download", "report", "denied", "sign_in")
@@ -30,21 +30,24 @@ def log_path(home: RegistryHome):
 
 def record(
     home: RegistryHome,
-    principal: Principal,
+    principal: Principal | Refusal,
     kind: str,
     target: str,
     rows: int | None = None,
     ok: bool = True,
     detail: str | None = None,
 ) -> None:
-    """Append one entry. ``target`` is the page, the download's name or the query text."""
+    """Append one entry. ``target`` is the page, the download's name or the query text.
+
+    A :class:`Refusal` (a signed-in user without a registry role) is logged with an empty role.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown access-log kind {kind!r}")
     entry: dict[str, Any] = {
         "logged_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds"),
         "user": principal.user,
-        "role": str(principal.role),
-        "clinic_id": principal.clinic_id,
+        "role": str(role) if (role := getattr(principal, "role", None)) is not None else None,
+        "clinic_id": getattr(principal, "clinic_id", None),
         "kind": kind,
         "target": target[:MAX_TARGET_CHARS],
         "rows": rows,

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from outcome_registry.errors import RegistryError
-from outcome_registry.paths import PROJECT_DIR, RegistryHome
+from outcome_registry.paths import RegistryHome
 
 app = typer.Typer(
     name="outcome-registry",
@@ -235,10 +235,28 @@ def sql(
 @app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
-    address: Annotated[str, typer.Option(help="Address to bind.")] = "localhost",
+    address: Annotated[
+        str, typer.Option(help="Address to bind; any other than 127.0.0.1 needs sign-in (docs/ACCESS.md).")
+    ] = "127.0.0.1",
 ) -> None:
-    """Serve the Streamlit dashboard over the published warehouse."""
+    """Serve the Streamlit dashboard over the published warehouse (sign-in and roles: docs/ACCESS.md)."""
+    from rich.markup import escape
+
+    import dashboard as dashboard_app
+    from outcome_registry import access, auth
+
     home = _home()
+    auth.check_bind(home, address)  # the local operator (no provider) is served on the loopback only
+    secrets_file = auth.runtime_secrets(home)  # also validates config/auth.toml
+    if secrets_file is None:
+        console.print("No identity provider configured: serving the local operator (registry staff) only.")
+    elif access.load_access_config(home) is None:
+        err.print(
+            f"[yellow]warning:[/] {escape(str(access.access_path(home)))} does not exist, so every "
+            "signed-in user will be refused until it maps claims to roles (docs/ACCESS.md).",
+            soft_wrap=True,
+            highlight=False,
+        )
     env = dict(os.environ, REGISTRY_HOME=str(home.root))
     console.print(f"Dashboard: http://{address}:{port}")
     cmd = [
@@ -246,18 +264,22 @@ def dashboard(
         "-m",
         "streamlit",
         "run",
-        str(PROJECT_DIR / "dashboard" / "streamlit_app.py"),
+        str(Path(dashboard_app.__file__).resolve().parent / "streamlit_app.py"),
         "--server.port",
         str(port),
         "--server.address",
         address,
         "--server.headless",
         "true",
+        "--server.enableXsrfProtection",
+        "true",
         "--browser.gatherUsageStats",
         "false",
         "--client.toolbarMode",
         "minimal",
     ]
+    if secrets_file is not None:
+        cmd += ["--secrets.files", str(secrets_file)]
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 

@@ -6,8 +6,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, ui
-from dashboard.format import SUPPRESSED, Column, display_table, format_value, row_suppressed
+from dashboard import session, ui
+from dashboard.format import SUPPRESSED, Column, display_table, format_value, hidden
+from dashboard.queries import QueryLayer
 
 METRIC_LABELS = {
     "responder_30": "Responders ≥30 % relief",
@@ -37,7 +38,7 @@ def _status(row: dict) -> str:
 
 def funnel(df: pd.DataFrame, metric: str) -> alt.LayerChart | None:
     """Clinic rates against volume; the limit lines join the mart's limits at each clinic's volume."""
-    rows = [r for r in df.to_dict("records") if not row_suppressed(r)]
+    rows = [r for r in df.to_dict("records") if not hidden(r, "rate") and not hidden(r, "n_denominator")]
     if not rows:
         return None
     points = pd.DataFrame(rows).sort_values("n_denominator")
@@ -74,7 +75,7 @@ def funnel(df: pd.DataFrame, metric: str) -> alt.LayerChart | None:
             y=alt.Y("rate:Q", title=METRIC_LABELS.get(metric, metric), axis=alt.Axis(format="%")),
             fill=alt.Fill("status:N", scale=STATUS_COLOURS, legend=alt.Legend(title=None, orient="top")),
             tooltip=[
-                "clinic_id:N",
+                alt.Tooltip("clinic:N", title="Clinic"),
                 alt.Tooltip("rate_label:N", title="Rate"),
                 alt.Tooltip("n_denominator:Q", title="Denominator"),
                 "status:N",
@@ -82,9 +83,7 @@ def funnel(df: pd.DataFrame, metric: str) -> alt.LayerChart | None:
         )
     )
     labels = (
-        alt.Chart(points)
-        .mark_text(dx=9, align="left", fontSize=11)
-        .encode(x=x, y="rate:Q", text="clinic_id:N")
+        alt.Chart(points).mark_text(dx=9, align="left", fontSize=11).encode(x=x, y="rate:Q", text="clinic:N")
     )
     return (
         alt.layer(lines, registry, dots, labels)
@@ -98,10 +97,10 @@ def p_chart(df: pd.DataFrame, metric: str) -> alt.LayerChart:
     data = df.copy()
     data["period_start"] = pd.to_datetime(data["period_start"])
     data["rate_label"] = [
-        SUPPRESSED if row_suppressed(r) else format_value(r["rate"], "pct") for r in records
+        SUPPRESSED if hidden(r, "rate") else format_value(r["rate"], "pct") for r in records
     ]
     data["status"] = [_status(r) for r in records]
-    shown = data[[not row_suppressed(r) for r in records]]
+    shown = data[[not hidden(r, "rate") for r in records]]
     # Ordinal months: a time axis over a few months would tick every week and repeat month labels.
     x = alt.X("period_label:O", title=None, sort=alt.SortField("period_start"), axis=alt.Axis(labelAngle=0))
     base = alt.Chart(shown).encode(x=x)
@@ -117,10 +116,10 @@ def p_chart(df: pd.DataFrame, metric: str) -> alt.LayerChart:
                      "status:N"],
         ),
     ]  # fmt: skip
-    hidden = data[[row_suppressed(r) for r in records]]
-    if len(hidden):
+    not_shown = data[[hidden(r, "rate") for r in records]]
+    if len(not_shown):
         layers.append(
-            alt.Chart(hidden.assign(y=0.02, label=SUPPRESSED))
+            alt.Chart(not_shown.assign(y=0.02, label=SUPPRESSED))
             .mark_text(color="#8a5a00", fontWeight="bold")
             .encode(x=x, y="y:Q", text="label:N",
                     tooltip=[alt.Tooltip("period_label:N", title="Month"), alt.Tooltip("label:N", title="Rate")])
@@ -128,22 +127,22 @@ def p_chart(df: pd.DataFrame, metric: str) -> alt.LayerChart:
     return alt.layer(*layers).properties(height=280)
 
 
-def render(ident: queries.FileIdentity) -> None:
-    choices = queries.benchmark_choices(ident)
+def render(q: QueryLayer) -> None:
+    choices = q.benchmark_choices()
     if not choices.get("period_type"):
         st.info("The published warehouse has no clinic benchmark rows yet.")
         return
-    labels = ui.cohort_labels(ident)
+    labels = ui.cohort_labels(q)
     c1, c2, c3 = st.columns(3)
     period_types = [p for p in PERIOD_LABELS if p in choices["period_type"]]
     period_type = c1.selectbox("Period", period_types, format_func=lambda p: PERIOD_LABELS.get(p, p))
-    periods = queries.benchmark_periods(ident, period_type)
+    periods = q.benchmark_periods(period_type)
     options = list(range(len(periods)))
     picked = c2.selectbox("Which", options, format_func=lambda i: str(periods["period_label"].iloc[i]),
                           disabled=len(options) <= 1)  # fmt: skip
     period_start = pd.Timestamp(periods["period_start"].iloc[picked]).date()
     cohort_ids = choices["cohort_id"]
-    default = ui.default_cohort([c for c in queries.cohorts(ident) if c.cohort_id in cohort_ids])
+    default = ui.default_cohort([c for c in q.cohorts() if c.cohort_id in cohort_ids])
     cohort = c3.selectbox("Cohort", cohort_ids, index=cohort_ids.index(default) if default in cohort_ids else 0,
                           format_func=lambda c: labels.get(c, c))  # fmt: skip
 
@@ -155,40 +154,39 @@ def render(ident: queries.FileIdentity) -> None:
     for column, m in ((left, metric), (right, "ae_session_rate")):
         if m is None or m not in choices["metric"]:
             continue
-        rows = queries.benchmark_period(ident, period_type, period_start, cohort, m)
+        rows = q.benchmark_period(period_type, period_start, cohort, m)
         if not ui.chart(column, funnel, rows, m):
             column.info(f"No clinic has a shown {METRIC_LABELS.get(m, m).lower()} for this period.")
-        hidden = sorted(r["clinic_id"] for r in rows.to_dict("records") if row_suppressed(r))
-        if hidden:
-            column.caption(
-                f"Not plotted (fewer than 11 patients, shown as `{SUPPRESSED}`): {', '.join(hidden)}."
-            )
+        not_plotted = sorted(
+            r["clinic"] for r in rows.to_dict("records") if hidden(r, "rate") or hidden(r, "n_denominator")
+        )
+        if not_plotted:
+            column.caption(f"Not plotted (a small cell, shown as `{SUPPRESSED}`): {', '.join(not_plotted)}.")
     st.caption(
         "Dashed lines: 95 % (grey) and 99.8 % (dark) control limits at each clinic's volume, joined across "
         "clinics; solid line: registry rate. A clinic outside the 99.8 % limits warrants review."
     )
 
     st.subheader("Clinics outside the limits")
-    outliers = queries.benchmark_outliers(ident, period_type, period_start, cohort)
+    outliers = q.benchmark_outliers(period_type, period_start, cohort)
     if outliers.empty:
         st.success("Every clinic shown is within its 95 % limits for this period.")
     else:
         table = display_table(
-            outliers, OUTLIER_COLUMNS, [("clinic_id", "Clinic", "text"), ("metric", "Measure", "text")]
+            outliers, OUTLIER_COLUMNS, [("clinic", "Clinic", "text"), ("metric", "Measure", "text")]
         )
         table["Measure"] = table["Measure"].map(lambda m: METRIC_LABELS.get(m, m))
         table.insert(2, "Status", [_status(r) for r in outliers.to_dict("records")])
         st.dataframe(table, hide_index=True)
 
     st.subheader("p-chart by month")
-    clinics = sorted(set(queries.benchmark_period(ident, period_type, period_start, cohort, metric or "")["clinic_id"])
-                     | set(queries.monthly_clinics(ident)))  # fmt: skip
+    clinic_names = q.clinic_labels()  # clinic_code -> the name this user may see
     p1, p2 = st.columns(2)
-    clinic = p1.selectbox("Clinic", clinics)
+    clinic = p1.selectbox("Clinic", list(clinic_names), format_func=lambda c: clinic_names.get(c, c))
     metrics = choices["metric"]
     p_metric = p2.selectbox("Measure", metrics, index=metrics.index(metric) if metric in metrics else 0,
                             format_func=lambda m: METRIC_LABELS.get(m, m))  # fmt: skip
-    months = queries.benchmark_clinic_months(ident, clinic, cohort, p_metric)
+    months = q.benchmark_clinic_months(clinic, cohort, p_metric)
     if months.empty:
         st.info("No monthly benchmark rows for this clinic, cohort and measure.")
     else:
@@ -198,6 +196,8 @@ def render(ident: queries.FileIdentity) -> None:
         )
 
 
+ctx = session.page("clinic_quality")
 st.title("Clinic quality review")
 with ui.section():
-    render(ui.require_published())
+    ui.require_published(ctx)
+    render(ctx.q)

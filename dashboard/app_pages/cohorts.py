@@ -6,8 +6,17 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, ui
-from dashboard.format import SUPPRESSED, auto_table, format_value, row_suppressed, with_labels
+from dashboard import queries, session, ui
+from dashboard.format import (
+    SUPPRESSED,
+    auto_table,
+    ci_cell,
+    format_value,
+    hidden,
+    row_suppressed,
+    with_labels,
+)
+from dashboard.queries import QueryLayer
 
 FOLLOWUP_POINTS = (  # (column, timepoint label, order)
     ("mean_baseline_pain", "Baseline", 0),
@@ -23,15 +32,20 @@ def _labelled(df: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     return out
 
 
-def _suppressed_note(df: pd.DataFrame, what: str) -> None:
-    if "is_suppressed" in df.columns and df["is_suppressed"].fillna(False).any():
+def _suppressed_note(df: pd.DataFrame, column: str, what: str) -> None:
+    if any(hidden(r, column) for r in df.to_dict("records")):
         st.caption(f"Points describing fewer than 11 patients are not drawn ({what} shows `{SUPPRESSED}`).")
 
 
-def session_relief(ident: queries.FileIdentity, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(queries.cohort_rows(ident, queries.COHORT_SESSION_RELIEF, chosen), labels)
+def _tooltips(data: pd.DataFrame, fields: list[tuple[str, str]]) -> list[alt.Tooltip]:
+    """Tooltips for the ``<col>_label`` text columns that exist (a mart may publish no counts)."""
+    return [alt.Tooltip(f"{c}_label:N", title=t) for c, t in fields if f"{c}_label" in data.columns]
+
+
+def session_relief(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
+    df = _labelled(q.cohort_rows(queries.COHORT_SESSION_RELIEF, chosen), labels)
     ui.chart(st, session_relief_chart, df)
-    _suppressed_note(df, "the table")
+    _suppressed_note(df, "mean_relief_pct", "the table")
     with st.expander("Table"):
         st.dataframe(
             auto_table(df.drop(columns=["cohort"]), ["cohort_id", "session_number"]), hide_index=True
@@ -40,7 +54,7 @@ def session_relief(ident: queries.FileIdentity, chosen: tuple[str, ...], labels:
 
 def session_relief_chart(df: pd.DataFrame) -> alt.Chart:
     data = with_labels(df, {"mean_relief_pct": "pct", "n_patients": "int"})
-    shown = data[[not row_suppressed(r) for r in data.to_dict("records")]]
+    shown = data[[not hidden(r, "mean_relief_pct") for r in data.to_dict("records")]]
     return (
         alt.Chart(shown)
         .mark_line(point=True)
@@ -51,16 +65,15 @@ def session_relief_chart(df: pd.DataFrame) -> alt.Chart:
             tooltip=[
                 "cohort:N",
                 "session_number:O",
-                alt.Tooltip("mean_relief_pct_label:N", title="Mean relief"),
-                alt.Tooltip("n_patients_label:N", title="Patients"),
+                *_tooltips(data, [("mean_relief_pct", "Mean relief"), ("n_patients", "Patients")]),
             ],
         )
         .properties(height=280)
     )
 
 
-def waterfall(ident: queries.FileIdentity, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(queries.cohort_rows(ident, queries.COHORT_WATERFALL, chosen), labels)
+def waterfall(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
+    df = _labelled(q.cohort_rows(queries.COHORT_WATERFALL, chosen), labels)
     missing = [labels.get(c, c) for c in chosen if c not in set(df["cohort_id"])]
     if df.empty:
         st.info("No waterfall for the chosen cohorts (only cohorts with at least 11 patients have one).")
@@ -91,8 +104,8 @@ def waterfall_chart(df: pd.DataFrame) -> alt.FacetChart:
     return alt.layer(bars, *rules, data=df).facet(column=alt.Column("cohort:N", title=None))
 
 
-def km(ident: queries.FileIdentity, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(queries.cohort_rows(ident, queries.KM, chosen), labels)
+def km(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
+    df = _labelled(q.cohort_rows(queries.KM, chosen), labels)
     ui.chart(st, km_chart, df)
     st.caption(
         "Kaplan–Meier estimate with 95 % band; each curve stops where fewer than 11 courses remain at risk."
@@ -103,13 +116,8 @@ def km(ident: queries.FileIdentity, chosen: tuple[str, ...], labels: dict[str, s
 
 def km_chart(df: pd.DataFrame) -> alt.LayerChart:
     data = with_labels(df, {"survival": "pct", "n_at_risk": "int"})
-    data["ci"] = [
-        SUPPRESSED
-        if row_suppressed(r)
-        else f"{format_value(r['ci_low'], 'pct')}–{format_value(r['ci_high'], 'pct')}"
-        for r in data.to_dict("records")
-    ]
-    shown = data[[not row_suppressed(r) for r in data.to_dict("records")]]
+    data["ci"] = [ci_cell(r, "ci_low", "ci_high") for r in data.to_dict("records")]
+    shown = data[[not hidden(r, "survival") for r in data.to_dict("records")]]
     base = alt.Chart(shown).encode(
         x=alt.X("time_days:Q", title="Days since the end of the course"),
         color=alt.Color("cohort:N", title=None, legend=alt.Legend(orient="top")),
@@ -124,18 +132,21 @@ def km_chart(df: pd.DataFrame) -> alt.LayerChart:
             "time_days:Q",
             alt.Tooltip("survival_label:N", title="Not retreated"),
             alt.Tooltip("ci:N", title="95 % CI"),
-            alt.Tooltip("n_at_risk_label:N", title="At risk"),
+            *_tooltips(data, [("n_at_risk", "At risk")]),
         ],
     )
     return alt.layer(band, line).properties(height=300)
 
 
-def followup(ident: queries.FileIdentity, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(queries.cohort_rows(ident, queries.COHORT_OUTCOMES, chosen), labels)
+def followup(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
+    df = _labelled(q.cohort_rows(queries.COHORT_OUTCOMES, chosen), labels)
     ui.chart(st, followup_chart, df)
     suppressed = [r["cohort"] for r in df.to_dict("records") if row_suppressed(r)]
     if suppressed:
-        st.caption(f"{', '.join(suppressed)}: fewer than 11 patients, every figure shown as `{SUPPRESSED}`.")
+        st.caption(
+            f"{', '.join(suppressed)}: figures that describe fewer than 11 patients (or would reveal such a "
+            f"figure) are shown as `{SUPPRESSED}`."
+        )
     st.dataframe(auto_table(df.drop(columns=["cohort"]), ["cohort_id"]), hide_index=True)
 
 
@@ -144,7 +155,7 @@ def followup_chart(df: pd.DataFrame) -> alt.Chart | None:
     rows = []
     for r in df.to_dict("records"):
         for column, label, order in points:
-            if not row_suppressed(r) and r.get(column) is not None and pd.notna(r.get(column)):
+            if not hidden(r, column) and r.get(column) is not None and pd.notna(r.get(column)):
                 rows.append({"cohort": r["cohort"], "timepoint": label, "order": order, "pain": r[column],
                              "label": format_value(r[column], "num1")})  # fmt: skip
     if not rows:
@@ -162,10 +173,10 @@ def followup_chart(df: pd.DataFrame) -> alt.Chart | None:
     )
 
 
-def adverse_events(ident: queries.FileIdentity, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(queries.cohort_rows(ident, queries.COHORT_AE, chosen), labels)
+def adverse_events(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
+    df = _labelled(q.cohort_rows(queries.COHORT_AE, chosen), labels)
     ui.chart(st, ae_chart, df)
-    _suppressed_note(df, "the table")
+    _suppressed_note(df, "events_per_100_sessions", "the table")
     with st.expander("Table"):
         st.dataframe(auto_table(df.drop(columns=["cohort"]), ["cohort_id", "event_type"]), hide_index=True)
 
@@ -174,7 +185,7 @@ def ae_chart(df: pd.DataFrame) -> alt.Chart:
     data = with_labels(
         df, {"events_per_100_sessions": "num1", "n_events": "int", "n_patients_with_event": "int"}
     )
-    shown = data[[not row_suppressed(r) for r in data.to_dict("records")]]
+    shown = data[[not hidden(r, "events_per_100_sessions") for r in data.to_dict("records")]]
     return (
         alt.Chart(shown)
         .mark_bar()
@@ -186,17 +197,22 @@ def ae_chart(df: pd.DataFrame) -> alt.Chart:
             tooltip=[
                 "cohort:N",
                 "event_type:N",
-                alt.Tooltip("events_per_100_sessions_label:N", title="Per 100 sessions"),
-                alt.Tooltip("n_events_label:N", title="Events"),
-                alt.Tooltip("n_patients_with_event_label:N", title="Patients"),
+                *_tooltips(
+                    data,
+                    [
+                        ("events_per_100_sessions", "Per 100 sessions"),
+                        ("n_events", "Events"),
+                        ("n_patients_with_event", "Patients"),
+                    ],
+                ),
             ],
         )
         .properties(height=max(200, 22 * len(shown)))
     )
 
 
-def render(ident: queries.FileIdentity) -> None:
-    items = queries.cohorts(ident)
+def render(q: QueryLayer) -> None:
+    items = q.cohorts()
     labels = {c.cohort_id: c.label for c in items}
     default = [c.cohort_id for c in items if c.is_everyone][:1] + [c.cohort_id for c in items if c.route][:2]
     chosen = tuple(
@@ -218,9 +234,11 @@ def render(ident: queries.FileIdentity) -> None:
         ("Adverse-event profile", adverse_events),
     ):
         with ui.section(title):
-            part(ident, chosen, labels)
+            part(q, chosen, labels)
 
 
+ctx = session.page("cohorts")
 st.title("Cohorts")
 with ui.section():
-    render(ui.require_published())
+    ui.require_published(ctx)
+    render(ctx.q)

@@ -1,4 +1,8 @@
-"""Data quality: validation results and history, batches loaded, quarantine, plausibility, freshness."""
+"""Data quality: validation results and history, freshness and plausibility per clinic.
+
+Analysts and staff see every clinic (row-level tier); a clinic reviewer sees its own clinic's results
+from its clinic file. Batches, quarantined rows and refusals are staff-only (the quarantine page).
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,25 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import queries, session, ui
 from dashboard.format import auto_table
+from dashboard.queries import QueryLayer
+from outcome_registry.access import Role
 
-ANY = "(any)"
 
-
-def validation(home_root: str) -> None:
-    ident = queries.validation_history_identity()
-    if ident is None:
-        st.info(f"No validation has run yet in `{home_root}` (run `make run` or `outcome-registry run`).")
+def validation(q: QueryLayer) -> None:
+    if not q.has_validation_history():
+        st.info("No validation has run yet (run `make run` or `outcome-registry run`).")
         return
-    history = queries.validation_history(ident)
+    history = q.validation_history()
     if history.empty:
         st.info("The validation history is empty.")
         return
     missing = {"build_id", "run_at", "success"} - set(history.columns)
     if missing:
         raise queries.DataUnavailable(
-            f"The validation history at {ident.path} lacks the columns {', '.join(sorted(missing))}; "
-            "it was written by another version of the registry. Rerun `outcome-registry run` to rewrite it."
+            f"The validation history lacks the columns {', '.join(sorted(missing))}; it was written by "
+            "another version of the registry. Rerun `outcome-registry run` to rewrite it."
         )
     latest_build = history.sort_values("run_at")["build_id"].iloc[-1]
     latest = history[history["build_id"] == latest_build]
@@ -78,8 +81,8 @@ def history_chart(history: pd.DataFrame) -> alt.Chart:
     )  # fmt: skip
 
 
-def freshness(ident: queries.FileIdentity) -> None:
-    df = queries.dq_rows(ident, queries.DQ_FRESHNESS)
+def freshness(q: QueryLayer) -> None:
+    df = q.dq_rows(queries.DQ_FRESHNESS)
     table = auto_table(df, list(df.columns))
     if "last_extracted_at" in df.columns:
         now = pd.Timestamp(datetime.now())
@@ -89,27 +92,19 @@ def freshness(ident: queries.FileIdentity) -> None:
     st.dataframe(table, hide_index=True)
 
 
-def batches(ident: queries.FileIdentity) -> None:
-    df = queries.dq_rows(ident, queries.DQ_LOAD_AUDIT)
+def quarantine_by_rule(q: QueryLayer) -> None:
+    df = q.dq_rows(queries.DQ_QUARANTINE)
     if df.empty:
-        st.info("No batch has been loaded.")
-        return
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Batches", f"{df['batch_id'].nunique():,}", border=True)
-    for column, name in ((c2, "rows_received"), (c3, "rows_loaded"), (c4, "rows_quarantined")):
-        if name in df.columns:
-            column.metric(name.replace("_", " ").capitalize(), f"{int(df[name].sum()):,}", border=True)
-    st.dataframe(df, hide_index=True)
-
-
-def quarantine(ident: queries.FileIdentity) -> None:
-    by_rule = queries.quarantine_by_rule(ident)
-    if by_rule.empty:
         st.success("No row has been quarantined.")
         return
+    by_rule = (
+        df.groupby("rule", as_index=False)
+        .agg(n_rows=("n_rows", "sum"), n_batches=("batch_id", "nunique"))
+        .sort_values(["n_rows", "rule"], ascending=[False, True])
+    )
     ui.chart(st, quarantine_chart, by_rule)
     with st.expander("By batch and file"):
-        st.dataframe(queries.dq_rows(ident, queries.DQ_QUARANTINE), hide_index=True)
+        st.dataframe(df, hide_index=True)
 
 
 def quarantine_chart(by_rule: pd.DataFrame) -> alt.Chart:
@@ -125,34 +120,8 @@ def quarantine_chart(by_rule: pd.DataFrame) -> alt.Chart:
     )
 
 
-def quarantined_rows() -> None:
-    staff = st.toggle("Registry staff: show the quarantined rows",
-                      help="Raw rows as the clinics sent them. For registry staff reviewing submissions only.")  # fmt: skip
-    if not staff:
-        st.caption("Hidden: the quarantined rows are raw submissions, for registry staff only.")
-        return
-    ident = queries.restricted_quarantine_identity()
-    if ident is None:
-        st.info("No restricted quarantine file has been published.")
-        return
-    st.warning(
-        "Restricted: raw quarantined rows as submitted. Do not copy them outside the registry.",
-        icon=":material/lock:",
-    )
-    everything = queries.restricted_quarantine(ident, None, None)
-    f1, f2 = st.columns(2)
-    batch = f1.selectbox("Batch", [ANY, *sorted(everything["batch_id"].dropna().unique())])
-    rule = f2.selectbox("Rule", [ANY, *sorted(everything["rule"].dropna().unique())])
-    rows = queries.restricted_quarantine(
-        ident, None if batch == ANY else batch, None if rule == ANY else rule
-    )
-    st.dataframe(rows, hide_index=True)
-    if len(rows) >= queries.QUARANTINE_ROW_LIMIT:
-        st.caption(f"Showing the first {queries.QUARANTINE_ROW_LIMIT:,} rows; filter by batch or rule.")
-
-
-def plausibility(ident: queries.FileIdentity) -> None:
-    df = queries.dq_rows(ident, queries.DQ_PLAUSIBILITY)
+def plausibility(q: QueryLayer) -> None:
+    df = q.dq_rows(queries.DQ_PLAUSIBILITY)
     if df.empty:
         st.success("No plausibility flag is raised.")
         return
@@ -161,21 +130,23 @@ def plausibility(ident: queries.FileIdentity) -> None:
     st.caption("Rows flagged for review (loaded, not refused): counts per clinic and flag.")
 
 
+ctx = session.page("data_quality")
 st.title("Data quality")
-home = queries.registry_home()
-with ui.section("Validation"):
-    validation(str(home.root))
-published = queries.published_identity(home)
-if published is None:
-    st.info(ui.empty_state_message(str(home.root)), icon=":material/info:")
+reviewer = ctx.principal.role is Role.CLINIC_REVIEWER
+if reviewer:
+    st.caption(f"Your clinic, {ctx.principal.clinic_id}: its own data-quality results.")
 else:
-    with ui.section("Data freshness per clinic"):
-        freshness(published)
-    with ui.section("Batches loaded"):
-        batches(published)
-    with ui.section("Rows quarantined by rule"):
-        quarantine(published)
-    with ui.section("Quarantined rows"):
-        quarantined_rows()
-    with ui.section("Plausibility flags"):
-        plausibility(published)
+    with ui.section("Validation"):
+        validation(ctx.q)
+for title, part in (
+    ("Data freshness per clinic", freshness),
+    ("Rows quarantined by rule", quarantine_by_rule),
+    ("Plausibility flags", plausibility),
+):
+    with ui.section(title):
+        part(ctx.q)
+if ctx.principal.is_staff:
+    st.page_link(
+        "app_pages/quarantine.py", label="Quarantined rows, refusals and batches", icon=":material/block:"
+    )
+    st.page_link("app_pages/access_log.py", label="Access log", icon=":material/policy:")

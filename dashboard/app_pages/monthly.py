@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import streamlit as st
 
-from dashboard import charts, queries, ui
+from dashboard import charts, queries, session, ui
 from dashboard.format import Column, csv_export, display_table, month_label
 from dashboard.headline import headlines
 from dashboard.periods import latest_complete_month, shift_month
+from dashboard.queries import QueryLayer
 from dashboard.report import month_report_html
 
-ALL_LABEL = "All clinics"
+ALL_LABEL = queries.ALL_LABEL
 ANY_ROUTE = "All routes"
 
 RATE_SERIES = (
@@ -33,13 +36,13 @@ MONTH_COLUMNS: list[Column] = [
 ]
 
 
-def render(ident: queries.FileIdentity) -> None:
-    months = queries.monthly_months(ident)
+def render(q: QueryLayer, ident: queries.FileIdentity) -> None:
+    months = q.monthly_months()
     if not months:
         st.info("The published warehouse has no monthly outcomes yet (no completed course).")
         st.stop()
-    default_month = latest_complete_month(months, queries.data_cutoff(ident))
-    cohort_items = queries.cohorts(ident)
+    default_month = latest_complete_month(months, q.data_cutoff())
+    cohort_items = q.cohorts()
     labels = {c.cohort_id: c.label for c in cohort_items}
     route_cohorts = [c.cohort_id for c in cohort_items if c.route]
     other_cohorts = [c.cohort_id for c in cohort_items if not c.route]
@@ -53,11 +56,10 @@ def render(ident: queries.FileIdentity) -> None:
         format_func=month_label,
         help="Default: the latest month that is complete by the data cutoff (latest session loaded).",
     )
+    clinic_names = {queries.ALL_CLINICS: ALL_LABEL, **q.clinic_labels()}
     clinic = f2.selectbox(
-        "Clinic",
-        [queries.ALL_CLINICS, *queries.monthly_clinics(ident)],
-        format_func=lambda c: ALL_LABEL if c == queries.ALL_CLINICS else c,
-    )
+        "Clinic", list(clinic_names), format_func=lambda c: clinic_names.get(c, c)
+    )  # a clinic_code; the label is what this user may see (its own clinic by name, others by code)
     route = f3.selectbox(
         "Route", [ANY_ROUTE, *route_cohorts], format_func=lambda c: c if c == ANY_ROUTE else labels.get(c, c)
     )
@@ -75,9 +77,9 @@ def render(ident: queries.FileIdentity) -> None:
         st.info("No cohorts are defined in the published warehouse.")
         st.stop()
 
-    series = queries.monthly_series(ident, clinic, cohort, shift_month(month, -23), month)
+    series = q.monthly_series(clinic, cohort, shift_month(month, -23), month)
     items = headlines(series, month)
-    clinic_text = ALL_LABEL if clinic == queries.ALL_CLINICS else clinic
+    clinic_text = clinic_names.get(clinic, clinic)
     st.caption(
         f"{month_label(month)} · {clinic_text} · {labels.get(cohort, cohort)} — change vs "
         f"{month_label(shift_month(month, -1))} (arrow) and vs {month_label(shift_month(month, -12))}."
@@ -110,10 +112,9 @@ def render(ident: queries.FileIdentity) -> None:
         ui.chart(right, charts.value_trend, series, "ae_per_100_sessions", "num1", "AEs per 100 sessions")
 
     st.subheader(f"By clinic, {month_label(month)}")
-    month_rows = queries.monthly_month(ident, month, cohort)
-    keys: list[Column] = [("clinic_id", "Clinic", "text")]
+    month_rows = q.monthly_month(month, cohort)
+    keys: list[Column] = [("clinic", "Clinic", "text")]
     clinics_table = display_table(month_rows, MONTH_COLUMNS, keys)
-    clinics_table["Clinic"] = clinics_table["Clinic"].replace(queries.ALL_CLINICS, ALL_LABEL)
     st.dataframe(clinics_table, hide_index=True)
 
     trend_table = display_table(series.iloc[::-1], MONTH_COLUMNS, [("month", "Month", "month")])
@@ -124,14 +125,23 @@ def render(ident: queries.FileIdentity) -> None:
         items=items,
         clinics_table=clinics_table,
         trend_table=trend_table,
-        source=ident.path,
+        source=f"the warehouse published {ident_time(ident)}",
     )
     d1, d2, _ = st.columns([1, 1, 3])
     stem = f"outcomes_{month:%Y-%m}_{cohort}"
-    d1.download_button("Download report (HTML)", html.encode("utf-8"), f"{stem}.html", "text/html")
-    d2.download_button("Download month (CSV)", csv_export(month_rows), f"{stem}.csv", "text/csv")
+    ui.download(
+        d1, q, "Download report (HTML)", html.encode("utf-8"), f"{stem}.html", "text/html", kind="report"
+    )
+    ui.download(
+        d2, q, "Download month (CSV)", csv_export(month_rows), f"{stem}.csv", "text/csv", rows=len(month_rows)
+    )
 
 
+def ident_time(ident: queries.FileIdentity) -> str:
+    return datetime.fromtimestamp(ident.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")
+
+
+ctx = session.page("monthly")
 st.title("Monthly outcomes")
 with ui.section():
-    render(ui.require_published())
+    render(ctx.q, ui.require_published(ctx))

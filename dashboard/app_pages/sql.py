@@ -1,16 +1,20 @@
-"""SQL: a read-only query box over the published schema, with the schema and column descriptions beside it."""
+"""SQL (analysts and staff): a read-only query box over the row-level file, with its schema beside it.
+
+Every query is written to the access log with the user, the text and the rows returned.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import queries, ui
-from dashboard.format import dates_as_dates, suppressed_as_text
+from dashboard import session, ui
+from dashboard.format import csv_export, dates_as_dates, suppressed_as_text
+from dashboard.queries import QueryLayer
 from outcome_registry.errors import RegistryError
 from outcome_registry.sql_guard import check_query
 
 EXAMPLE = (
-    "SELECT month, clinic_id, n_courses, responder_30_rate, is_suppressed\n"
+    "SELECT month, clinic_id, clinic_code, n_courses, n_courses_flag, responder_30_rate\n"
     "FROM mart_monthly_outcomes\n"
     "WHERE cohort_id = 'all'\n"
     "ORDER BY month DESC, clinic_id\n"
@@ -19,9 +23,9 @@ EXAMPLE = (
 MAX_ROWS = 100_000
 
 
-def schema_panel(ident: queries.FileIdentity) -> None:
+def schema_panel(q: QueryLayer) -> None:
     st.subheader("Schema")
-    schema = queries.schema_description(ident)
+    schema = q.schema_description()
     tables = sorted(schema["table_name"].unique())
     if not tables:
         st.info("The published schema is empty.")
@@ -35,10 +39,11 @@ def schema_panel(ident: queries.FileIdentity) -> None:
     st.dataframe(rows[["column_name", "data_type", "description"]], hide_index=True)
 
 
-def query_panel(ident: queries.FileIdentity) -> None:
+def query_panel(q: QueryLayer) -> None:
     st.caption("One SELECT, WITH, DESCRIBE or SHOW statement over the published tables (schema `main`). "
                "Writes, ATTACH, COPY, PRAGMA, SET, INSTALL/LOAD and file-reading functions are refused. "
-               "Suppressed rows (`is_suppressed`) show `<11`.")  # fmt: skip
+               "Suppressed figures (their `_flag` column selected too) show `<11`. Every query is logged "
+               "with your name.")  # fmt: skip
     sql = st.text_area("Query", EXAMPLE, height=180, key="sql_text")
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
     limit = c1.number_input("Row limit", min_value=1, max_value=MAX_ROWS, value=1000, step=100)
@@ -46,12 +51,14 @@ def query_panel(ident: queries.FileIdentity) -> None:
         st.session_state.pop("sql_result", None)
         try:
             statement = check_query(sql or "")
-            st.session_state["sql_result"] = (
-                statement,
-                queries.run_analyst_sql(ident, statement, int(limit)),
-            )
         except RegistryError as exc:
+            q.log("sql", sql or "", ok=False, detail=exc.message)
             st.session_state["sql_result"] = (sql, exc.message)
+        else:
+            try:
+                st.session_state["sql_result"] = (statement, q.run_sql(statement, int(limit)))
+            except RegistryError as exc:  # logged by the query layer
+                st.session_state["sql_result"] = (sql, exc.message)
     outcome = st.session_state.get("sql_result")
     if outcome is None:
         return
@@ -63,15 +70,16 @@ def query_panel(ident: queries.FileIdentity) -> None:
     more = f" (first {len(frame):,}: the row limit was reached)" if result.truncated else ""
     st.caption(f"{len(frame):,} rows{more} in {result.seconds * 1000:.0f} ms.")
     st.dataframe(frame, hide_index=True)
-    st.download_button("Download result (CSV)", frame.to_csv(index=False).encode("utf-8"), "query_result.csv",
-                       "text/csv", on_click="ignore")  # fmt: skip
+    ui.download(st, q, "Download result (CSV)", csv_export(result.frame), "query_result.csv", "text/csv",
+                rows=len(result.frame))  # fmt: skip
 
 
+ctx = session.page("sql")
 st.title("SQL")
 with ui.section():
-    published = ui.require_published()
+    ui.require_published(ctx)
     left, right = st.columns([2, 1])
     with left:
-        query_panel(published)
+        query_panel(ctx.q)
     with right:
-        schema_panel(published)
+        schema_panel(ctx.q)
