@@ -37,11 +37,11 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("clinic_records", "Clinic records", ":material/table_rows:", "app_pages/clinic_records.py", "Records",
              frozenset({Role.CLINIC_REVIEWER, Role.ANALYST, Role.STAFF})),
     PageSpec("sql", "SQL", ":material/terminal:", "app_pages/sql.py", "Records", ROW_LEVEL_ROLES),
-    PageSpec("data_quality", "Data quality", ":material/fact_check:", "app_pages/data_quality.py", "Data quality",
+    PageSpec("data_quality", "Data quality", ":material/fact_check:", "app_pages/data_quality.py", "Checks and audit",
              frozenset({Role.CLINIC_REVIEWER, Role.ANALYST, Role.STAFF})),
     PageSpec("quarantine", "Quarantine and refusals", ":material/block:", "app_pages/quarantine.py",
-             "Data quality", frozenset({Role.STAFF})),
-    PageSpec("access_log", "Access log", ":material/policy:", "app_pages/access_log.py", "Data quality",
+             "Checks and audit", frozenset({Role.STAFF})),
+    PageSpec("access_log", "Access log", ":material/policy:", "app_pages/access_log.py", "Checks and audit",
              frozenset({Role.STAFF})),
 )  # fmt: skip
 DEFAULT_PAGE = "monthly"

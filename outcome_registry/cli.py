@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outcome_registry.errors import RegistryError
+from outcome_registry.errors import RegistryError, is_os_level, os_error_message
 from outcome_registry.paths import RegistryHome
+from outcome_registry.textsafe import cell, safe
 
 app = typer.Typer(
     name="outcome-registry",
@@ -54,7 +55,7 @@ def main(home: HomeOpt = None) -> None:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    err.print(f"[bold red]error:[/] {safe(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -105,14 +106,14 @@ def generate(
 def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
     from outcome_registry import ingest
 
-    missing = [str(b) for b in batches if not b.exists()]
+    missing = [str(b) for b in batches if not b.exists() and not b.is_symlink()]
     if missing:
         _fail(f"No such batch file or folder: {', '.join(missing)}.", 2)
     with _progress() as bar:
         task = bar.add_task("ingest", total=None)
 
         def tick(done: int, total: int, result) -> None:
-            bar.update(task, description=f"ingest {result.batch_id or ''}", completed=done, total=total)
+            bar.update(task, description=f"ingest {safe(result.batch_id or '')}", completed=done, total=total)
 
         results = ingest.ingest_paths(home, batches, progress=tick)
     # One row per batch reads well for a handful; for many, show the totals and only the batches that
@@ -128,7 +129,7 @@ def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
         table.add_column(col, justify="left" if col in ("batch", "status") else "right")
     for r, received, loaded, quarantined in shown:
         style = "red" if r.status == "refused" else ("yellow" if quarantined else "")
-        table.add_row(r.batch_id or r.source_name or "?", r.status, f"{received:,}", f"{loaded:,}",
+        table.add_row(cell(r.batch_id or r.source_name or "?"), cell(r.status), f"{received:,}", f"{loaded:,}",
                       f"{quarantined:,}", style=style)  # fmt: skip
     if shown:
         console.print(table)
@@ -137,7 +138,7 @@ def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
         by_status[r.status] = by_status.get(r.status, 0) + 1
     console.print(
         f"{len(rows)} batch(es): "
-        + ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+        + ", ".join(f"{n} {safe(status)}" for status, n in sorted(by_status.items()))
         + f"; rows received {sum(x[1] for x in rows):,}, loaded {sum(x[2] for x in rows):,}, "
         f"quarantined {sum(x[3] for x in rows):,}"
     )
@@ -148,7 +149,7 @@ def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
     ok = all(r.status != "refused" for r in results)
     for r in results:
         if r.status == "refused":
-            err.print(f"[bold red]refused:[/] {r.message}", soft_wrap=True, highlight=False)
+            err.print(f"[bold red]refused:[/] {safe(r.message)}", soft_wrap=True, highlight=False)
     return ok
 
 
@@ -161,42 +162,63 @@ def ingest_cmd(
         raise typer.Exit(3)
 
 
-def _build(home: RegistryHome, full_refresh: bool) -> None:
+FullRefreshOpt = Annotated[
+    bool, typer.Option("--full-refresh", help="Rebuild every model from scratch (not incrementally).")
+]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        metavar="SECONDS",
+        min=0,
+        help="If another build holds this home, wait up to this long for it (default: fail at once, naming it).",
+    ),
+]
+
+
+def _build(home: RegistryHome, full_refresh: bool, wait: float = 0.0) -> None:
     from outcome_registry import pipeline
 
     with console.status("building") as status:
-        result = pipeline.build(home, full_refresh=full_refresh, progress=lambda m: status.update(m))
+        result = pipeline.build(
+            home, full_refresh=full_refresh, wait=wait, progress=lambda m: status.update(escape(m))
+        )
+    for note in result.recovered:
+        console.print(f"[yellow]recovered:[/] {safe(note)}", soft_wrap=True, highlight=False)
     console.print(
         f"build {result.build_id} [bold green]published[/]: dbt {result.dbt_seconds:.1f}s, "
         f"validation {result.validation_seconds:.1f}s, publish {result.publish_seconds:.1f}s"
-        + (" (full refresh)" if result.full_refresh else " (incremental)")
+        + (" (full refresh)" if result.full_refresh else " (incremental)"),
+        highlight=False,
     )
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
-    console.print(f"published warehouse: {home.published_db}")
+        console.print(f"[yellow]warning:[/] {safe(w)}", soft_wrap=True, highlight=False)
+    console.print(f"published: {safe(home.published_dir)} (tiers: docs/OPERATIONS.md)", highlight=False)
 
 
 @app.command()
-def build(
-    full_refresh: Annotated[
-        bool, typer.Option("--full-refresh", help="Rebuild every model from scratch.")
-    ] = False,
-) -> None:
-    """Run dbt, validate with Great Expectations, and publish only a build that passes."""
-    _build(_home(), full_refresh)
+def build(full_refresh: FullRefreshOpt = False, wait: WaitOpt = 0.0) -> None:
+    """Run dbt, validate with Great Expectations, and publish only a build that passes.
+
+    One build runs at a time per home. Exit codes: 0 published, 1 failed, 4 refused by the gate,
+    5 another build holds the home.
+    """
+    _build(_home(), full_refresh, wait)
 
 
 @app.command()
 def run(
     batches: Annotated[list[Path], typer.Argument(help="Batch folders, .zip files, or folders of batches.")],
-    full_refresh: Annotated[
-        bool, typer.Option("--full-refresh", help="Rebuild every model from scratch.")
-    ] = False,
+    full_refresh: FullRefreshOpt = False,
+    wait: WaitOpt = 0.0,
 ) -> None:
-    """Ingest batches, then build, validate and publish."""
+    """Ingest batches, then build, validate and publish.
+
+    Exit code 3 when some batches were refused but the others were built and published.
+    """
     home = _home()
     ok = _ingest(home, batches)
-    _build(home, full_refresh)
+    _build(home, full_refresh, wait)
     if not ok:
         err.print("Some batches were refused (see above); the build contains the others.")
         raise typer.Exit(3)
@@ -212,24 +234,59 @@ def status() -> None:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="One read-only SELECT over the published schema.")],
-    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 100,
+    query: Annotated[str, typer.Argument(help="One read-only SELECT over the published tables.")],
+    limit: Annotated[
+        int,
+        typer.Option(min=1, max=100_000, help="Return at most this many rows (you are told if more exist)."),
+    ] = 100,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=30.0, metavar="SECONDS", help="Stop the query after this long.")
+    ] = 30.0,
+    as_role: Annotated[
+        str,
+        typer.Option(
+            "--as-role",
+            help="Run with the rights of this role: staff (default; the local operator, also sees the "
+            "restricted tables as restricted.<name>) or analyst (the row-level tier only).",
+        ),
+    ] = "staff",
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
-    """Query the published warehouse read-only (writes and file access are refused)."""
-    from outcome_registry.readonly_sql import run_readonly_query
+    """Query the published warehouse read-only, as the local operator; every query is logged.
 
-    df = run_readonly_query(_home(), query, limit=limit)
+    One SELECT (or WITH, DESCRIBE, SHOW TABLES, SUMMARIZE); writes, settings, file access and other
+    databases are refused (exit code 2). Limits: 30 s, 1 GB of memory, 100,000 rows.
+    """
+    import getpass
+
+    from outcome_registry.access import Principal, Role
+    from outcome_registry.readonly_sql import run_query
+
+    roles = {"staff": Role.STAFF, "analyst": Role.ANALYST}
+    if as_role not in roles:
+        _fail("--as-role must be staff or analyst: the SQL box is for analysts and registry staff.", 2)
+    user = getpass.getuser()
+    principal = Principal(user=user, role=roles[as_role], clinic_id=None, display_name=f"{user} (command line)",
+                          local=True)  # fmt: skip
+    result = run_query(_home(), principal, query, limit=limit, timeout=timeout)
+    df = result.frame
     if csv:
         sys.stdout.write(df.to_csv(index=False))
-        return
-    table = Table(show_lines=False)
-    for c in df.columns:
-        table.add_column(str(c))
-    for row in df.itertuples(index=False):
-        table.add_row(*["" if v is None else str(v) for v in row])
-    console.print(table)
-    console.print(f"{len(df)} row(s)")
+    else:
+        table = Table(show_lines=False)
+        for c in df.columns:
+            table.add_column(cell(c))
+        for row in df.itertuples(index=False):
+            table.add_row(*[cell("" if v is None else v) for v in row])
+        console.print(table)
+        console.print(f"{len(df):,} row(s) in {result.seconds:.1f} s", highlight=False)
+    if result.truncated:
+        err.print(
+            f"[yellow]note:[/] the result has more rows than the limit; only the first {len(df):,} are shown. "
+            "Raise --limit (up to 100,000) or aggregate in SQL.",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @app.command()
@@ -280,7 +337,10 @@ def dashboard(
     ]
     if secrets_file is not None:
         cmd += ["--secrets.files", str(secrets_file)]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    sys.stdout.flush()
+    # Become the server (rather than wait on a child) so that signals from a terminal, make or a service
+    # manager reach Streamlit itself and no orphaned server is left behind.
+    os.execve(sys.executable, cmd, env)
 
 
 @app.command()
@@ -326,7 +386,7 @@ def entry() -> None:
         if isinstance(rc, int):
             sys.exit(rc)
     except RegistryError as e:
-        err.print(f"[bold red]error:[/] {e.message}", soft_wrap=True, highlight=False)
+        err.print(f"[bold red]error:[/] {safe(e.message)}", soft_wrap=True, highlight=False)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -341,8 +401,16 @@ def entry() -> None:
             sys.exit(e.exit_code)
         if os.environ.get("REGISTRY_DEBUG"):
             raise
+        if is_os_level(e):  # a full disk, a permission: the operator can act on it
+            home = (
+                _State.home if _State.home is not None else os.environ.get("REGISTRY_HOME") or "registry_home"
+            )
+            message = os_error_message(e, Path(home).expanduser().resolve(), "this command")
+            err.print(f"[bold red]error:[/] {safe(message)}", soft_wrap=True, highlight=False)
+            sys.exit(1)
         err.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {e}. Set REGISTRY_DEBUG=1 to see the traceback.",
+            f"[bold red]internal error:[/] {type(e).__name__} ({safe(str(e).splitlines()[0][:300] if str(e) else '')})"
+            ". Set REGISTRY_DEBUG=1 to see the traceback.",
             soft_wrap=True,
             highlight=False,
         )

@@ -1,8 +1,20 @@
-"""A small published warehouse made by hand, with the documented table and column names.
+"""A small published registry home made by hand, in the v2 tier layout (SPEC §1), with the documented names.
 
-The figures the tests check are spelled out here (HEADLINE_*, etc.), not derived by dashboard code.
-Layout: 3 clinics + ALL, cohorts all / route_iv / route_im / chronic, months 2024-01..2025-12,
-data cutoff 2025-12-15, so the latest *complete* month is 2025-11.
+The figures the tests check are spelled out here (HEADLINE_*, TRAP_*, …), not derived by dashboard code.
+Layout: 3 clinics + ALL, cohorts all / route_iv / route_im / chronic, months 2024-01..2025-12, data
+cutoff 2025-12-15, so the latest *complete* month is 2025-11.
+
+Files written (as the publish step writes them):
+- published/aggregates.duckdb: the aggregate marts with ``clinic_code`` and no ``clinic_id``;
+- published/registry.duckdb: the same marts with ``clinic_id`` beside ``clinic_code``, plus the row-level
+  facts and data-quality marts;
+- published/clinics/<clinic_id>/clinic.duckdb: that clinic's rows of every clinic-scoped table and a
+  one-row ``clinic_identity``;
+- published/restricted/*.parquet: quarantined rows, refusals, load audit, pseudonym map, withdrawals;
+- published/validation_history.parquet.
+Every figure ``x`` of an aggregate table has ``x_flag`` ('suppressed' or NULL), ``suppression_reason``
+and ``is_suppressed`` per row. Some suppressed figures deliberately still carry a number (a defective
+warehouse: TRAP_*) to prove the dashboard keys on the flag and never shows them.
 """
 
 from __future__ import annotations
@@ -16,33 +28,78 @@ import pandas as pd
 from outcome_registry.paths import RegistryHome
 
 CLINICS = ("CLN-001", "CLN-002", "CLN-003")
+# Pseudonyms as meta.clinic_pseudonyms assigns them: random, not in clinic_id order.
+CODES = {"CLN-001": "Clinic QH4", "CLN-002": "Clinic B7K", "CLN-003": "Clinic MZ2"}
 COHORTS = ("all", "route_iv", "route_im", "chronic")
 COHORT_LABELS = {"all": "All courses", "route_iv": "IV infusion", "route_im": "IM injection",
                  "chronic": "Chronic migraine"}  # fmt: skip
 CUTOFF = date(2025, 12, 15)
 LATEST_COMPLETE = date(2025, 11, 1)
 MONTHS = [date(2024 + (i // 12), i % 12 + 1, 1) for i in range(24)]
+NOV_2025 = date(2025, 11, 1)
+
+MONTHLY_FIGURES = (
+    "n_patients", "n_courses", "n_sessions", "n_evaluable_30", "n_responder_30", "responder_30_rate",
+    "responder_30_ci_low", "responder_30_ci_high", "n_evaluable_50", "n_responder_50", "responder_50_rate",
+    "responder_50_ci_low", "responder_50_ci_high", "responder_2pt_rate", "mean_relief_pct", "n_adverse_events",
+    "ae_per_100_sessions", "share_sessions_with_ae", "n_serious_adverse_events",
+)  # fmt: skip
 
 # Hand-set rows of mart_monthly_outcomes (ALL clinics, cohort all) the headline tests read.
-HEADLINE_NOV_2025 = dict(n_patients=35, n_courses=40, n_sessions=150, n_evaluable_30=38, responder_30_rate=0.55,
-                         responder_30_ci_low=0.40, responder_30_ci_high=0.69, n_evaluable_50=38,
-                         responder_50_rate=0.30, responder_50_ci_low=0.18, responder_50_ci_high=0.45,
-                         responder_2pt_rate=0.60, mean_relief_pct=0.42, n_adverse_events=12,
-                         ae_per_100_sessions=8.0, share_sessions_with_ae=0.07,
-                         n_serious_adverse_events=1)  # fmt: skip
+HEADLINE_NOV_2025 = dict(n_patients=35, n_courses=40, n_sessions=150, n_evaluable_30=38, n_responder_30=21,
+                         responder_30_rate=0.55, responder_30_ci_low=0.40, responder_30_ci_high=0.69,
+                         n_evaluable_50=38, n_responder_50=11, responder_50_rate=0.30, responder_50_ci_low=0.18,
+                         responder_50_ci_high=0.45, responder_2pt_rate=0.60, mean_relief_pct=0.42,
+                         n_adverse_events=12, ae_per_100_sessions=8.0, share_sessions_with_ae=0.07,
+                         n_serious_adverse_events=0)  # fmt: skip
 HEADLINE_OCT_2025 = dict(HEADLINE_NOV_2025, n_patients=28, n_courses=30, responder_30_rate=0.50,
                          mean_relief_pct=0.40, ae_per_100_sessions=10.0)  # fmt: skip
 HEADLINE_NOV_2024 = dict(HEADLINE_NOV_2025, n_patients=18, n_courses=20, responder_30_rate=0.45,
                          mean_relief_pct=0.35, ae_per_100_sessions=9.5)  # fmt: skip
-# A clinic row that the warehouse suppressed as a small cell, and its complementary partner. The
-# complementary row deliberately still carries numbers (a defective warehouse) to prove the dashboard
-# keys on the flag and never shows them.
-SMALL_CELL = ("CLN-003", "all", date(2025, 11, 1))
-COMPLEMENTARY = ("CLN-002", "all", date(2025, 11, 1))
-COMPLEMENTARY_TRAP_PATIENTS = 13
-COMPLEMENTARY_TRAP_COURSES = 987
 
-FIGURE_COLUMNS = list(HEADLINE_NOV_2025)
+# Nov 2025, cohort all: CLN-003 is a small cell (every figure hidden); CLN-002's counts are hidden as
+# complementary cells (its rates stay shown); CLN-001 shows its counts but hides its serious AEs (partial).
+SMALL_CELL = ("CLN-003", "all", NOV_2025)
+COMPLEMENTARY = ("CLN-002", "all", NOV_2025)
+PARTIAL = ("CLN-001", "all", NOV_2025)
+TRAP_PATIENTS = 13  # left in CLN-002's hidden n_patients
+TRAP_COURSES = 987  # left in CLN-002's hidden n_courses
+TRAP_SERIOUS = 3  # left in CLN-001's hidden n_serious_adverse_events
+COMPLEMENTARY_RATE_30 = 0.47  # CLN-002's responder_30_rate stays shown
+PARTIAL_COURSES = 24  # CLN-001's n_courses, shown
+
+# Row-level records: each clinic's patients carry the clinic's own prefix, so a leak is easy to find.
+PATIENT_PREFIX = {"CLN-001": "PA-N", "CLN-002": "PB-S", "CLN-003": "PC-E"}
+COURSES_PER_CLINIC = {"CLN-001": 3, "CLN-002": 2, "CLN-003": 1}
+FCT_COURSES_ROWS = sum(COURSES_PER_CLINIC.values())
+QUARANTINED_RAW_ROW = '{"score_id": "SC-77", "pain_nrs": "12"}'
+REFUSAL_MESSAGE = "manifest.json names 5 files but the batch holds 4"
+ACCESS_FILE_TEXT = """\
+[claims]
+role = "registry_role"
+clinic = "clinic"
+user = "email"
+name = "name"
+
+[roles]
+"registry-staff" = "staff"
+"registry-analyst" = "analyst"
+"clinic-reviewer" = "clinic_reviewer"
+"report-reader" = "report_reader"
+
+[clinics]
+"north" = "CLN-001"
+"south" = "CLN-002"
+"east" = "CLN-003"
+"""
+
+
+def _flags(values: dict, hidden: set[str], figures=MONTHLY_FIGURES) -> dict:
+    """Figure columns followed by their flags; a hidden figure is NULL unless it is a deliberate trap."""
+    out = dict(values)
+    for f in figures:
+        out[f"{f}_flag"] = "suppressed" if f in hidden else None
+    return out
 
 
 def _generic_row(i: int, clinic: str, cohort: str) -> dict:
@@ -54,12 +111,16 @@ def _generic_row(i: int, clinic: str, cohort: str) -> dict:
     rate50 = rate30 - 0.15
     return dict(
         n_patients=n_courses - 2, n_courses=n_courses, n_sessions=4 * n_courses, n_evaluable_30=n_courses - 1,
-        responder_30_rate=rate30, responder_30_ci_low=rate30 - 0.12, responder_30_ci_high=rate30 + 0.12,
-        n_evaluable_50=n_courses - 1, responder_50_rate=rate50, responder_50_ci_low=rate50 - 0.11,
-        responder_50_ci_high=rate50 + 0.12, responder_2pt_rate=rate30 + 0.05, mean_relief_pct=0.30 + 0.01 * (i % 7),
-        n_adverse_events=n_courses // 3, ae_per_100_sessions=6.0 + (i % 4), share_sessions_with_ae=0.05,
-        n_serious_adverse_events=0,
+        n_responder_30=round(rate30 * (n_courses - 1)), responder_30_rate=rate30, responder_30_ci_low=rate30 - 0.12,
+        responder_30_ci_high=rate30 + 0.12, n_evaluable_50=n_courses - 1, n_responder_50=round(rate50 * (n_courses - 1)),
+        responder_50_rate=rate50, responder_50_ci_low=rate50 - 0.11, responder_50_ci_high=rate50 + 0.12,
+        responder_2pt_rate=rate30 + 0.05, mean_relief_pct=0.30 + 0.01 * (i % 7), n_adverse_events=n_courses // 3,
+        ae_per_100_sessions=6.0 + (i % 4), share_sessions_with_ae=0.05, n_serious_adverse_events=0,
     )  # fmt: skip
+
+
+def _code(clinic: str) -> str:
+    return "ALL" if clinic == "ALL" else CODES[clinic]
 
 
 def monthly_outcomes() -> pd.DataFrame:
@@ -69,27 +130,36 @@ def monthly_outcomes() -> pd.DataFrame:
             for cohort in COHORTS:
                 values = _generic_row(i, clinic, cohort)
                 key = (clinic, cohort, month)
+                hidden: set[str] = set()
                 reason = None
-                if key == ("ALL", "all", date(2025, 11, 1)):
+                if key == ("ALL", "all", NOV_2025):
                     values = dict(HEADLINE_NOV_2025)
                 elif key == ("ALL", "all", date(2025, 10, 1)):
                     values = dict(HEADLINE_OCT_2025)
                 elif key == ("ALL", "all", date(2024, 11, 1)):
                     values = dict(HEADLINE_NOV_2024)
-                elif (
-                    key == SMALL_CELL
-                    or key == ("ALL", "route_im", date(2025, 11, 1))
-                    or key == ("ALL", "route_iv", date(2025, 10, 1))
+                elif key in (
+                    SMALL_CELL,
+                    ("ALL", "route_im", NOV_2025),
+                    ("ALL", "route_iv", date(2025, 10, 1)),
                 ):
-                    values = dict.fromkeys(FIGURE_COLUMNS)
-                    reason = "small_cell"
+                    values = dict.fromkeys(MONTHLY_FIGURES)
+                    hidden, reason = set(MONTHLY_FIGURES), "small_cell"
                 elif key == COMPLEMENTARY:
-                    values = dict(values, n_patients=COMPLEMENTARY_TRAP_PATIENTS,
-                                  n_courses=COMPLEMENTARY_TRAP_COURSES)  # fmt: skip
-                    reason = "complementary"
-                rows.append({"month": month, "clinic_id": clinic, "cohort_id": cohort, **values,
-                             "is_suppressed": reason is not None, "suppression_reason": reason})  # fmt: skip
+                    values = dict(values, n_patients=TRAP_PATIENTS, n_courses=TRAP_COURSES, n_sessions=None,
+                                  responder_30_rate=COMPLEMENTARY_RATE_30)  # fmt: skip
+                    hidden, reason = {"n_patients", "n_courses", "n_sessions"}, "complementary"
+                elif key == PARTIAL:
+                    values = dict(values, n_courses=PARTIAL_COURSES, n_serious_adverse_events=TRAP_SERIOUS)
+                    hidden, reason = {"n_serious_adverse_events"}, "partial"
+                rows.append({"month": month, "clinic_id": clinic, "clinic_code": _code(clinic), "cohort_id": cohort,
+                             **_flags(values, hidden), "suppression_reason": reason,
+                             "is_suppressed": "n_patients" in hidden})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+BENCHMARK_FIGURES = ("n_patients", "n_denominator", "n_numerator", "rate", "registry_rate", "limit_95_low",
+                     "limit_95_high", "limit_998_low", "limit_998_high")  # fmt: skip
 
 
 def clinic_benchmark() -> pd.DataFrame:
@@ -97,16 +167,18 @@ def clinic_benchmark() -> pd.DataFrame:
     rows = []
 
     def add(ptype, start, end, label, clinic, metric, n, rate, reg, l95, h95, l998, h998, suppressed=False):
-        outside95 = None if suppressed else bool(rate < l95 or rate > h95)
-        outside998 = None if suppressed else bool(rate < l998 or rate > h998)
+        values = dict(n_patients=n - 5, n_denominator=n, n_numerator=round(rate * n), rate=rate, registry_rate=reg,
+                      limit_95_low=l95, limit_95_high=h95, limit_998_low=l998, limit_998_high=h998)  # fmt: skip
+        hidden: set[str] = set()
+        if suppressed:
+            hidden = set(BENCHMARK_FIGURES) - {"registry_rate"}  # the registry's own rate stays shown
+            values = {k: None if k in hidden else v for k, v in values.items()}
         rows.append(dict(
             period_type=ptype, period_start=start, period_end=end, period_label=label, clinic_id=clinic,
-            cohort_id="all", metric=metric, n_patients=None if suppressed else n - 5,
-            n_denominator=None if suppressed else n, rate=None if suppressed else rate, registry_rate=reg,
-            limit_95_low=None if suppressed else l95, limit_95_high=None if suppressed else h95,
-            limit_998_low=None if suppressed else l998, limit_998_high=None if suppressed else h998,
-            outside_95=outside95, outside_998=outside998, is_suppressed=suppressed,
-            suppression_reason="small_cell" if suppressed else None,
+            clinic_code=CODES[clinic], cohort_id="all", metric=metric, **_flags(values, hidden, BENCHMARK_FIGURES),
+            outside_95=None if suppressed else bool(rate < l95 or rate > h95),
+            outside_998=None if suppressed else bool(rate < l998 or rate > h998),
+            suppression_reason="small_cell" if suppressed else None, is_suppressed=suppressed,
         ))  # fmt: skip
 
     a, z = date(2024, 1, 1), date(2025, 12, 31)
@@ -119,42 +191,16 @@ def clinic_benchmark() -> pd.DataFrame:
         ((date(2025, 7, 1), date(2025, 9, 30)), (date(2025, 10, 1), date(2025, 12, 31)))
     ):
         for clinic, n, rate in (("CLN-001", 30, 0.55), ("CLN-002", 25, 0.48), ("CLN-003", 12, 0.50)):
-            add(
-                "quarter",
-                s,
-                e,
-                f"2025-Q{3 + q}",
-                clinic,
-                "responder_30",
-                n,
-                rate,
-                0.5,
-                0.32,
-                0.68,
-                0.22,
-                0.78,
-            )
+            add("quarter", s, e, f"2025-Q{3 + q}", clinic, "responder_30", n, rate, 0.5, 0.32, 0.68, 0.22, 0.78)  # fmt: skip
     for m in range(7, 13):
-        s = date(2025, m, 1)
-        e = date(2025, m, 28)
+        s, e = date(2025, m, 1), date(2025, m, 28)
         for clinic, n, rate in (("CLN-001", 15, 0.40 + m / 100), ("CLN-002", 12, 0.5), ("CLN-003", 11, 0.45)):
-            add(
-                "month",
-                s,
-                e,
-                s.strftime("%Y-%m"),
-                clinic,
-                "responder_30",
-                n,
-                rate,
-                0.5,
-                0.25,
-                0.75,
-                0.1,
-                0.9,
-                suppressed=(clinic == "CLN-003" and m == 11),
-            )
+            add("month", s, e, s.strftime("%Y-%m"), clinic, "responder_30", n, rate, 0.5, 0.25, 0.75, 0.1, 0.9,
+                suppressed=(clinic == "CLN-003" and m == 11))  # fmt: skip
     return pd.DataFrame(rows)
+
+
+KM_FIGURES = ("n_at_risk", "n_events", "n_censored", "survival", "ci_low", "ci_high")
 
 
 def retreatment_km() -> pd.DataFrame:
@@ -166,13 +212,21 @@ def retreatment_km() -> pd.DataFrame:
             events = 0 if j == 0 else 4 + k
             survival = survival * (1 - events / n)
             suppressed = n < 11
-            rows.append(dict(
-                cohort_id=cohort, time_days=j * 30, n_at_risk=None if suppressed else n,
-                n_events=None if suppressed else events, n_censored=None if suppressed else 2,
-                survival=None if suppressed else survival, ci_low=None if suppressed else survival - 0.08,
-                ci_high=None if suppressed else min(1.0, survival + 0.06), is_suppressed=suppressed,
-            ))  # fmt: skip
+            values = dict(n_at_risk=n, n_events=events, n_censored=2, survival=survival, ci_low=survival - 0.08,
+                          ci_high=min(1.0, survival + 0.06))  # fmt: skip
+            if suppressed:
+                values = dict.fromkeys(KM_FIGURES)
+            rows.append(dict(cohort_id=cohort, time_days=j * 30,
+                             **_flags(values, set(KM_FIGURES) if suppressed else set(), KM_FIGURES),
+                             suppression_reason="small_cell" if suppressed else None,
+                             is_suppressed=suppressed))  # fmt: skip
     return pd.DataFrame(rows)
+
+
+COHORT_FIGURES = ("n_patients", "n_courses", "responder_30_rate", "responder_30_ci_low", "responder_30_ci_high",
+                  "responder_50_rate", "responder_50_ci_low", "responder_50_ci_high", "mean_baseline_pain",
+                  "n_followup_1w", "mean_followup_1w_pain", "n_followup_4w", "mean_followup_4w_pain",
+                  "n_followup_12w", "mean_followup_12w_pain", "n_mmd", "mean_mmd_change")  # fmt: skip
 
 
 def cohort_outcomes() -> pd.DataFrame:
@@ -188,21 +242,23 @@ def cohort_outcomes() -> pd.DataFrame:
         )  # fmt: skip
         if suppressed:
             values = dict.fromkeys(values)
-        rows.append({"cohort_id": cohort, **values, "is_suppressed": suppressed,
-                     "suppression_reason": "small_cell" if suppressed else None})  # fmt: skip
+        rows.append({"cohort_id": cohort, **_flags(values, set(COHORT_FIGURES) if suppressed else set(), COHORT_FIGURES),
+                     "suppression_reason": "small_cell" if suppressed else None,
+                     "is_suppressed": suppressed})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def cohort_session_relief() -> pd.DataFrame:
+    """Means only (SPEC §3 rule 4: no counts by session number)."""
     rows = []
     for k, cohort in enumerate(COHORTS):
         for s in range(1, 7):
             suppressed = cohort == "route_im" and s >= 5
-            rows.append(dict(
-                cohort_id=cohort, session_number=s, n_patients=None if suppressed else 60 - 8 * s,
-                mean_relief_pct=None if suppressed else 0.2 + 0.05 * s - 0.02 * k, is_suppressed=suppressed,
-                suppression_reason="small_cell" if suppressed else None,
-            ))  # fmt: skip
+            mean = None if suppressed else 0.2 + 0.05 * s - 0.02 * k
+            rows.append(dict(cohort_id=cohort, session_number=s, mean_relief_pct=mean,
+                             mean_relief_pct_flag="suppressed" if suppressed else None,
+                             suppression_reason="small_cell" if suppressed else None,
+                             is_suppressed=suppressed))  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -216,34 +272,60 @@ def cohort_waterfall() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+AE_FIGURES = ("n_events", "events_per_100_sessions", "n_patients_with_event")
+
+
 def cohort_adverse_events() -> pd.DataFrame:
     rows = []
     for k, cohort in enumerate(COHORTS):
         for j, event in enumerate(("dissociation", "nausea", "hallucinations")):
             suppressed = cohort == "route_im" and event == "hallucinations"
-            rows.append(dict(
-                cohort_id=cohort, event_type=event, n_events=None if suppressed else 30 - 8 * j + k,
-                events_per_100_sessions=None if suppressed else 9.0 - 2.5 * j + k / 10,
-                n_patients_with_event=None if suppressed else 20 - 5 * j, is_suppressed=suppressed,
-                suppression_reason="small_cell" if suppressed else None,
-            ))  # fmt: skip
+            values = dict(n_events=30 - 8 * j + k, events_per_100_sessions=9.0 - 2.5 * j + k / 10,
+                          n_patients_with_event=20 - 5 * j)  # fmt: skip
+            if suppressed:
+                values = dict.fromkeys(AE_FIGURES)
+            rows.append(dict(cohort_id=cohort, event_type=event,
+                             **_flags(values, set(AE_FIGURES) if suppressed else set(), AE_FIGURES),
+                             suppression_reason="small_cell" if suppressed else None,
+                             is_suppressed=suppressed))  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def dq_tables() -> dict[str, pd.DataFrame]:
-    loaded = datetime(2025, 12, 16, 9, 0)
-    audit, quarantine = [], []
-    for n, clinic in enumerate(CLINICS):
-        batch = f"{clinic}-2025-12"
-        for t, table in enumerate(("patients", "infusion_sessions", "pain_scores", "adverse_events")):
-            q = 2 if (clinic == "CLN-002" and table == "pain_scores") else 0
-            audit.append(dict(batch_id=batch, clinic_id=clinic, file_name=f"{table}.csv", table_name=table,
-                              rows_received=100 + t, rows_loaded=100 + t - q, rows_quarantined=q, load_seq=n + 1,
-                              loaded_at=loaded))  # fmt: skip
-    quarantine.append(dict(batch_id="CLN-002-2025-12", clinic_id="CLN-002", file_name="pain_scores.csv",
-                           rule="pain_nrs:range", n_rows=2))  # fmt: skip
-    quarantine.append(dict(batch_id="CLN-001-2025-12", clinic_id="CLN-001", file_name="infusion_sessions.csv",
-                           rule="stop_reason:required", n_rows=1))  # fmt: skip
+def dim_cohorts() -> pd.DataFrame:
+    return pd.DataFrame(dict(
+        cohort_id=list(COHORTS), cohort_name=[COHORT_LABELS[c] for c in COHORTS],
+        description=["Every course", "First session IV", "First session IM", "Chronic migraine codes"],
+        cohort_family=[None, "route", "route", "diagnosis_group"],
+        route=[None, "IV", "IM", None], diagnosis_group=[None, None, None, "chronic_migraine"],
+        setting=[None] * 4, age_band=[None] * 4, dose_band=[None] * 4, sort_order=[1, 10, 11, 30],
+    ))  # fmt: skip
+
+
+def aggregate_tables() -> dict[str, pd.DataFrame]:
+    """Tier ``aggregate``: written with clinic_id to the row-level file, without it to the aggregate file."""
+    return {
+        "mart_monthly_outcomes": monthly_outcomes(),
+        "mart_clinic_benchmark": clinic_benchmark(),
+        "mart_retreatment_km": retreatment_km(),
+        "mart_cohort_outcomes": cohort_outcomes(),
+        "mart_cohort_session_relief": cohort_session_relief(),
+        "mart_cohort_relief_waterfall": cohort_waterfall(),
+        "mart_cohort_adverse_events": cohort_adverse_events(),
+        "dim_cohorts": dim_cohorts(),
+        "dim_clinic_codes": pd.DataFrame({"clinic_code": sorted(CODES.values())}),
+    }
+
+
+def row_level_tables() -> dict[str, pd.DataFrame]:
+    """Tier ``row_level`` (clinic-scoped ones also go, filtered, into each clinic file)."""
+    courses, sessions = [], []
+    for clinic, n in COURSES_PER_CLINIC.items():
+        for i in range(n):
+            patient = f"{PATIENT_PREFIX[clinic]}{i:03d}"
+            courses.append(dict(course_id=f"{patient}#1", patient_id=patient, course_number=1, clinic_id=clinic,
+                                course_relief_pct=0.2 + 0.1 * i, responder_30=i > 0))  # fmt: skip
+            sessions.append(dict(session_id=f"S-{patient}", patient_id=patient, clinic_id=clinic,
+                                 session_date=date(2025, 11, 3 + i), relief_pct=0.3))  # fmt: skip
     plaus = pd.DataFrame(dict(clinic_id=["CLN-001", "CLN-001", "CLN-003"],
                               flag=["flag_iv_rate_high", "flag_multiple_sessions_same_day", "flag_iv_rate_high"],
                               n_rows=[4, 1, 2]))  # fmt: skip
@@ -252,46 +334,62 @@ def dq_tables() -> dict[str, pd.DataFrame]:
         last_extracted_at=[datetime(2025, 12, 16, 8, 0)] * 3,
         last_session_date=[CUTOFF, date(2025, 12, 10), date(2025, 11, 20)], n_batches=[24, 24, 23],
     ))  # fmt: skip
+    quarantine_summary = pd.DataFrame([
+        dict(batch_id="CLN-002-2025-12", clinic_id="CLN-002", file_name="pain_scores.csv", table_name="pain_scores",
+             rule="pain_nrs:range", n_rows=2),
+        dict(batch_id="CLN-001-2025-12", clinic_id="CLN-001", file_name="infusion_sessions.csv",
+             table_name="infusion_sessions", rule="stop_reason:required", n_rows=1),
+    ])  # fmt: skip
     return {
-        "dq_load_audit": pd.DataFrame(audit),
-        "dq_quarantine_summary": pd.DataFrame(quarantine),
-        "dq_plausibility_summary": plaus,
+        "fct_courses": pd.DataFrame(courses),
+        "fct_sessions": pd.DataFrame(sessions),
+        "dim_clinics": pd.DataFrame({"clinic_id": list(CLINICS)}),
         "dq_freshness": fresh,
+        "dq_plausibility_summary": plaus,
+        "dq_quarantine_summary": quarantine_summary,
     }
 
 
-FCT_COURSES_ROWS = 5
+CLINIC_SCOPED = (
+    "fct_courses",
+    "fct_sessions",
+    "dq_freshness",
+    "dq_plausibility_summary",
+    "dq_quarantine_summary",
+)
 
 
-def write_published_db(path: Path) -> None:
-    tables: dict[str, pd.DataFrame] = {
-        "mart_monthly_outcomes": monthly_outcomes(),
-        "mart_clinic_benchmark": clinic_benchmark(),
-        "mart_retreatment_km": retreatment_km(),
-        "mart_cohort_outcomes": cohort_outcomes(),
-        "mart_cohort_session_relief": cohort_session_relief(),
-        "mart_cohort_relief_waterfall": cohort_waterfall(),
-        "mart_cohort_adverse_events": cohort_adverse_events(),
-        "dim_cohorts": pd.DataFrame(dict(
-            cohort_id=list(COHORTS), cohort_name=[COHORT_LABELS[c] for c in COHORTS],
-            description=["Every course", "First session IV", "First session IM", "Chronic migraine codes"],
-            route=[None, "IV", "IM", None], diagnosis_group=[None, None, None, "chronic_migraine"],
-            setting=[None] * 4, age_band=[None] * 4, dose_band=[None] * 4, sort_order=[1, 10, 11, 30],
-        )),
-        "dim_clinics": pd.DataFrame(dict(clinic_id=list(CLINICS))),
-        "fct_courses": pd.DataFrame(dict(
-            course_id=[f"P{i:04d}#1" for i in range(FCT_COURSES_ROWS)],
-            patient_id=[f"P{i:04d}" for i in range(FCT_COURSES_ROWS)], course_number=[1] * FCT_COURSES_ROWS,
-            clinic_id=["CLN-001", "CLN-001", "CLN-002", "CLN-002", "CLN-003"],
-            course_relief_pct=[0.5, 0.2, 0.7, None, 0.35], responder_30=[True, False, True, None, True],
-        )),
-        "fct_sessions": pd.DataFrame(dict(
-            session_id=["S1", "S2", "S3"], patient_id=["P0000", "P0000", "P0001"],
-            clinic_id=["CLN-001"] * 3, session_date=[date(2025, 11, 3), date(2025, 11, 4), date(2025, 11, 5)],
-            relief_pct=[0.5, 0.4, 0.1],
-        )),
-        **dq_tables(),
-    }  # fmt: skip
+def restricted_tables() -> dict[str, pd.DataFrame]:
+    loaded = datetime(2025, 12, 16, 9, 0)
+    audit = []
+    for n, clinic in enumerate(CLINICS):
+        for t, table in enumerate(("patients", "infusion_sessions", "pain_scores", "adverse_events")):
+            q = 2 if (clinic == "CLN-002" and table == "pain_scores") else 0
+            audit.append(dict(batch_id=f"{clinic}-2025-12", clinic_id=clinic, file_name=f"{table}.csv",
+                              table_name=table, rows_received=100 + t, rows_loaded=100 + t - q, rows_quarantined=q,
+                              load_seq=n + 1, loaded_at=loaded))  # fmt: skip
+    quarantine = pd.DataFrame(dict(
+        batch_id=["CLN-002-2025-12", "CLN-002-2025-12", "CLN-001-2025-12"], clinic_id=["CLN-002", "CLN-002", "CLN-001"],
+        file_name=["pain_scores.csv", "pain_scores.csv", "infusion_sessions.csv"],
+        table_name=["pain_scores", "pain_scores", "infusion_sessions"], line_number=[14, 15, 88],
+        rule=["pain_nrs:range", "pain_nrs:range", "stop_reason:required"],
+        all_rules=["pain_nrs:range", "pain_nrs:range", "stop_reason:required"],
+        raw_row=[QUARANTINED_RAW_ROW, '{"score_id": "SC-78", "pain_nrs": "-1"}', '{"session_id": "S9"}'],
+        load_seq=[2, 2, 1], quarantined_at=[datetime(2025, 12, 16, 9)] * 3,
+    ))  # fmt: skip
+    refusals = pd.DataFrame(dict(
+        attempted_at=[datetime(2025, 12, 17, 10)], source_name=["CLN-003-2025-12b.zip"], batch_id=["CLN-003-2025-12b"],
+        file_name=[None], column_name=[None], reason_code=["manifest"], message=[REFUSAL_MESSAGE],
+    ))  # fmt: skip
+    pseudonyms = pd.DataFrame(dict(clinic_id=list(CLINICS), clinic_code=[CODES[c] for c in CLINICS],
+                                   assigned_at=[loaded] * 3))  # fmt: skip
+    withdrawals = pd.DataFrame(dict(withdrawn_at=pd.Series([], dtype="datetime64[us]"),
+                                    clinic_id=pd.Series([], dtype=object), patient_id=pd.Series([], dtype=object)))  # fmt: skip
+    return {"quarantine": quarantine, "refusals": refusals, "load_audit": pd.DataFrame(audit),
+            "clinic_pseudonyms": pseudonyms, "withdrawals": withdrawals}  # fmt: skip
+
+
+def _write_duckdb(path: Path, tables: dict[str, pd.DataFrame], comments: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
@@ -301,13 +399,34 @@ def write_published_db(path: Path) -> None:
             con.register("frame", frame)
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
             con.unregister("frame")
-        con.execute("COMMENT ON TABLE fct_courses IS 'One row per treatment course'")
-        con.execute("COMMENT ON COLUMN fct_courses.course_relief_pct IS "
-                    "'(baseline - end) / baseline pain of the course'")  # fmt: skip
-        con.execute("COMMENT ON COLUMN fct_courses.responder_30 IS 'course_relief_pct >= 0.30'")
+        if comments and "fct_courses" in tables:
+            con.execute("COMMENT ON TABLE fct_courses IS 'One row per treatment course'")
+            con.execute("COMMENT ON COLUMN fct_courses.course_relief_pct IS "
+                        "'(baseline - end) / baseline pain of the course'")  # fmt: skip
+            con.execute("COMMENT ON COLUMN fct_courses.responder_30 IS 'course_relief_pct >= 0.30'")
     finally:
         con.close()
     tmp.replace(path)  # atomic, like the publish step
+
+
+def write_published(home: RegistryHome) -> None:
+    aggregates = aggregate_tables()
+    row_level = row_level_tables()
+    _write_duckdb(home.published_dir / "registry.duckdb", {**aggregates, **row_level}, comments=True)
+    _write_duckdb(
+        home.published_dir / "aggregates.duckdb",
+        {
+            name: df.drop(columns=[c for c in ("clinic_id",) if c in df.columns])
+            for name, df in aggregates.items()
+        },
+    )
+    for clinic in CLINICS:
+        own = {name: row_level[name][row_level[name]["clinic_id"] == clinic] for name in CLINIC_SCOPED}
+        own["clinic_identity"] = pd.DataFrame({"clinic_id": [clinic], "clinic_code": [CODES[clinic]]})
+        _write_duckdb(home.published_dir / "clinics" / clinic / "clinic.duckdb", own)
+    home.restricted_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in restricted_tables().items():
+        frame.to_parquet(home.restricted_dir / f"{name}.parquet", index=False)
 
 
 def write_validation_history(path: Path) -> None:
@@ -328,26 +447,32 @@ def write_validation_history(path: Path) -> None:
     pd.DataFrame(rows).to_parquet(path, index=False)
 
 
-QUARANTINED_RAW_ROW = '{"score_id": "SC-77", "pain_nrs": "12"}'
-
-
-def write_restricted_quarantine(path: Path) -> None:
-    frame = pd.DataFrame(dict(
-        batch_id=["CLN-002-2025-12", "CLN-002-2025-12", "CLN-001-2025-12"], clinic_id=["CLN-002", "CLN-002", "CLN-001"],
-        file_name=["pain_scores.csv", "pain_scores.csv", "infusion_sessions.csv"],
-        table_name=["pain_scores", "pain_scores", "infusion_sessions"], line_number=[14, 15, 88],
-        rule=["pain_nrs:range", "pain_nrs:range", "stop_reason:required"],
-        all_rules=["pain_nrs:range", "pain_nrs:range", "stop_reason:required"],
-        raw_row=[QUARANTINED_RAW_ROW, '{"score_id": "SC-78", "pain_nrs": "-1"}', '{"session_id": "S9"}'],
-        load_seq=[2, 2, 1], quarantined_at=[datetime(2025, 12, 16, 9)] * 3,
-    ))  # fmt: skip
+def write_access_config(home: RegistryHome, text: str = ACCESS_FILE_TEXT) -> Path:
+    path = home.root / "config" / "access.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_auth_config(
+    home: RegistryHome, metadata_url: str, redirect_uri: str, name: str = "Test IdP"
+) -> Path:
+    path = home.root / "config" / "auth.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "[provider]\n"
+        f'name = "{name}"\n'
+        f'server_metadata_url = "{metadata_url}"\n'
+        'client_id = "outcome-registry"\n'
+        'client_secret = "not-checked-by-the-test-provider"\n'
+        f'redirect_uri = "{redirect_uri}"\n',
+        encoding="utf-8",
+    )
+    return path
 
 
 def make_fixture_home(root: Path) -> RegistryHome:
     home = RegistryHome.at(root)
-    write_published_db(home.published_db)
+    write_published(home)
     write_validation_history(home.validation_history)
-    write_restricted_quarantine(home.restricted_dir / "quarantine.parquet")
     return home

@@ -1,93 +1,67 @@
-"""The real `streamlit run` server, every page opened in headless Chromium (Debian's, via Playwright)."""
+"""The real `streamlit run` server as the local operator (no provider), every page opened in headless Chromium."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from browser_helpers import (
+    PROJECT,
+    SCREENSHOTS,
+    free_port,
+    fresh_browser,
+    nav_titles,
+    require_chromium,
+    serve,
+    settle,
+)
 
 from outcome_registry.paths import RegistryHome
 
 pytestmark = pytest.mark.browser
 
-PROJECT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = PROJECT / "tests" / "screenshots"
-PAGES = {"monthly": "", "cohorts": "cohorts", "clinic_quality": "clinic_quality",
-         "data_quality": "data_quality", "sql": "sql"}  # fmt: skip
-SERVER_START_TIMEOUT = 60
+# URL path of each page (the default page is served at /), and a text each must show.
+PAGES = {
+    "monthly": ("", "<11"),
+    "cohorts": ("cohorts", "<11"),
+    "clinic_quality": ("clinic_quality", "<11"),
+    "clinic_records": ("clinic_records", "3 rows."),
+    "sql": ("sql", "Run query"),
+    "data_quality": ("data_quality", "Blocking failures"),
+    "quarantine": ("quarantine", "Restricted: raw quarantined rows"),
+    "access_log": ("access_log", "Entries"),
+}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not answer /_stcore/health within {SERVER_START_TIMEOUT} s")
+def _streamlit(home: RegistryHome, port: int) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", str(PROJECT / "dashboard" / "streamlit_app.py"),
+            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal"]  # fmt: skip
 
 
 def _serve(home: RegistryHome) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "REGISTRY_HOME": str(home.root), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    log = open(home.root / "streamlit.log", "w")  # noqa: SIM115 - closed below, kept for failure reports
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PROJECT / "dashboard" / "streamlit_app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-         "--client.toolbarMode", "minimal"],
-        cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with serve(_streamlit(home, port), url, home.root / "streamlit.log", {"REGISTRY_HOME": str(home.root)}):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is not installed (make browser-deps installs Debian's chromium)")
+def playwright():
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    with fresh_browser(playwright) as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
@@ -95,38 +69,22 @@ def server(browser, fixture_home: RegistryHome) -> Iterator[str]:
     yield from _serve(fixture_home)
 
 
-_CHARTS_DRAWN = """() => {
-    // Visible (not in a closed expander) and within the first screen: the grid renders lazily below it.
-    const due = e => !e.closest('details:not([open])') && e.getBoundingClientRect().top < window.innerHeight;
-    const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].filter(due);
-    const grids = [...document.querySelectorAll('[data-testid="stDataFrame"]')].filter(due);
-    // Element code is loaded lazily: until it arrives an element is a stSkeleton placeholder.
-    return document.querySelectorAll('[data-testid="stSkeleton"]').length === 0
-        && charts.every(e => e.querySelector('canvas, svg.marks')) && grids.every(e => e.querySelector('canvas'));
-}"""
-
-
-def _open(browser, url: str, shot: Path, run_query: bool = False) -> tuple[float, str]:
-    page = browser.new_page(viewport={"width": 1440, "height": 2200})
+def _open(browser, url: str, shot: str, run_query: bool = False) -> tuple[float, str]:
+    page = browser.new_page()
     try:
         start = time.perf_counter()
         page.goto(url, wait_until="domcontentloaded")
-        # The app view exists with state notRunning before the first run too: wait for the title as well.
-        page.wait_for_selector("h1", timeout=30_000)
-        page.wait_for_selector("[data-test-script-state='notRunning']", timeout=30_000)
+        settle(page, charts=False)
         elapsed = time.perf_counter() - start
-        # Vega draws after the script has finished; wait until every visible chart (not those in a closed
-        # expander) has its canvas or SVG.
-        page.wait_for_function(_CHARTS_DRAWN, timeout=15_000)
+        settle(page)
         if run_query:  # the SQL page: run the example query as an analyst would
             page.get_by_role("button", name="Run query").click()
-            page.wait_for_selector("text=rows", timeout=15_000)
-            page.wait_for_selector("[data-test-script-state='notRunning']", timeout=30_000)
-            page.wait_for_function(_CHARTS_DRAWN, timeout=15_000)
+            page.wait_for_selector("text=rows in", timeout=15_000)
+            settle(page)
         exceptions = page.locator("[data-testid='stException']")
         assert exceptions.count() == 0, exceptions.first.inner_text()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shot), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"), full_page=True)
         return elapsed, page.inner_text("body")
     finally:
         page.close()
@@ -134,12 +92,25 @@ def _open(browser, url: str, shot: Path, run_query: bool = False) -> tuple[float
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_opens_in_chromium(browser, server, name, record_property):
-    elapsed, text = _open(browser, f"{server}/{PAGES[name]}", SCREENSHOTS / f"{name}.png", name == "sql")
+    path, must_show = PAGES[name]
+    elapsed, text = _open(browser, f"{server}/{path}", f"local_{name}", name == "sql")
     record_property("load_seconds", round(elapsed, 2))
     print(f"{name}: {elapsed:.2f} s from a fresh browser tab to notRunning")
-    assert "<11" in text or name == "data_quality"
+    assert must_show in text
+    assert "local operator (registry staff)" in text
     if name == "monthly":
         assert "Courses completed" in text and "40" in text
+
+
+def test_local_operator_has_every_page(browser, server):
+    page = browser.new_page()
+    try:
+        page.goto(server)
+        settle(page, charts=False)
+        assert nav_titles(page) == ["Monthly outcomes", "Cohorts", "Clinic quality review", "Clinic records", "SQL",
+                                    "Data quality", "Quarantine and refusals", "Access log"]  # fmt: skip
+    finally:
+        page.close()
 
 
 BROWSER_NAV_BOUND = 3.0
@@ -148,11 +119,10 @@ NAV_TITLES = ["Cohorts", "Clinic quality review", "Data quality", "SQL", "Monthl
 
 def test_sidebar_navigation_is_interactive_within_a_second(browser, server):
     """Moving between pages in one session (warm server cache) is what a user feels as page speed."""
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page = browser.new_page()
     try:
         page.goto(server, wait_until="domcontentloaded")
-        page.wait_for_selector("h1", timeout=30_000)
-        page.wait_for_selector("[data-test-script-state='notRunning']", timeout=30_000)
+        settle(page, charts=False)
         timings = {}
         for title in NAV_TITLES * 2:  # second round: cached
             start = time.perf_counter()
@@ -173,5 +143,5 @@ def test_sidebar_navigation_is_interactive_within_a_second(browser, server):
 def test_empty_home_in_chromium(browser, tmp_path):
     home = RegistryHome.at(tmp_path / "empty")
     for url in _serve(home):
-        _, text = _open(browser, url, SCREENSHOTS / "empty_monthly.png")
+        _, text = _open(browser, url, "local_empty_monthly")
         assert "make run" in text

@@ -1,53 +1,69 @@
-"""Every page of the real app (st.navigation, real DuckDB file) on the hand-made fixture warehouse."""
+"""Every page of the real app (st.navigation, real DuckDB files) on the hand-made home, as the local
+operator (no identity provider: registry staff on 127.0.0.1). The other roles: test_roles.py."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+from dashboard_helpers import all_text, by_label, chart_frames
 from fixture_warehouse import (
-    COMPLEMENTARY_TRAP_COURSES,
-    COMPLEMENTARY_TRAP_PATIENTS,
+    COMPLEMENTARY_RATE_30,
     FCT_COURSES_ROWS,
+    PARTIAL_COURSES,
     QUARANTINED_RAW_ROW,
+    REFUSAL_MESSAGE,
+    TRAP_COURSES,
+    TRAP_PATIENTS,
+    TRAP_SERIOUS,
     write_validation_history,
 )
 
 from outcome_registry.paths import RegistryHome
 
-PAGES = ("monthly", "cohorts", "clinic_quality", "data_quality", "sql")
-
-
-def _by_label(widgets, label):
-    matches = [w for w in widgets if w.label == label]
-    assert matches, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
-    return matches[0]
+PAGES = (
+    "monthly",
+    "cohorts",
+    "clinic_quality",
+    "clinic_records",
+    "sql",
+    "data_quality",
+    "quarantine",
+    "access_log",
+)
 
 
 def _metrics(at) -> dict[str, tuple[str, str | None]]:
     return {m.label: (m.value, m.delta or None) for m in at.metric}
 
 
-def _all_text(at) -> str:
-    parts = [
-        str(x.value)
-        for kind in ("markdown", "caption", "info", "warning", "error")
-        for x in getattr(at, kind)
-    ]
-    for df in at.dataframe:
-        parts += [str(c) for c in df.value.columns] + [str(v) for v in df.value.to_numpy().ravel()]
-    return "\n".join(parts)
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_without_exception(open_page, fixture_home, page):
     at = open_page(fixture_home, page)
     assert not at.exception, [e.value for e in at.exception]
-    assert not at.warning, [w.value for w in at.warning]  # a warning here means a mart could not be read
+    warnings = [w.value for w in at.warning if not w.value.startswith("Restricted:")]
+    assert not warnings, warnings  # a warning here means a mart could not be read
     assert at.title and at.title[0].value
     assert len(at.dataframe) >= 1
 
 
-@pytest.mark.parametrize("page", PAGES)
+def test_sidebar_says_local_operator(open_page, fixture_home):
+    at = open_page(fixture_home)
+    captions = [c.value for c in at.sidebar.caption]
+    assert any("local operator (registry staff)" in c for c in captions), captions
+    assert not at.sidebar.button  # no sign-out without a provider
+
+
+def test_local_mode_refuses_a_public_server_address(open_page, fixture_home):
+    from streamlit import config
+
+    config.set_option("server.address", "0.0.0.0")  # the loopback fixture restores it
+    at = open_page(fixture_home)
+    assert [t.value for t in at.title] == ["Ketamine migraine registry"]
+    assert "must listen on 127.0.0.1" in at.error[0].value
+    assert not at.dataframe and not at.metric
+
+
+@pytest.mark.parametrize("page", ["monthly", "cohorts", "clinic_quality", "sql"])
 def test_empty_home_explains_how_to_publish(open_page, empty_home, page):
     at = open_page(empty_home, page)
     assert not at.exception, [e.value for e in at.exception]
@@ -57,7 +73,7 @@ def test_empty_home_explains_how_to_publish(open_page, empty_home, page):
 def test_monthly_headline_equals_mart_values_with_changes(open_page, fixture_home):
     at = open_page(fixture_home, "monthly")
     # Default month: the latest complete one (cutoff 2025-12-15 leaves December partial).
-    assert _by_label(at.selectbox, "Month").value.isoformat() == "2025-11-01"
+    assert by_label(at.selectbox, "Month").value.isoformat() == "2025-11-01"
     m = _metrics(at)
     # Hand-set mart row (ALL, all, Nov 2025) vs Oct 2025 (30 courses, 50 %, 10.0 AE/100).
     assert m["Courses completed"] == ("40", "+10")
@@ -71,23 +87,27 @@ def test_monthly_headline_equals_mart_values_with_changes(open_page, fixture_hom
     assert "vs last year: +20" in captions
 
 
-def test_monthly_clinic_table_shows_suppressed_rows_as_lt11(open_page, fixture_home):
+def test_monthly_clinic_table_shows_each_suppressed_figure_as_lt11(open_page, fixture_home):
     at = open_page(fixture_home, "monthly")
     table = at.dataframe[0].value.set_index("Clinic")
-    figures = [c for c in table.columns]
-    assert (table.loc["CLN-003", figures] == "<11").all()  # small cell
-    assert (table.loc["CLN-002", figures] == "<11").all()  # complementary, though the row carries numbers
-    text = table.to_csv()
-    assert str(COMPLEMENTARY_TRAP_COURSES) not in text
-    assert table.loc["All clinics", "Courses"] == "40"
-    assert table.loc["CLN-001", "Courses"] not in ("<11", "–")
+    assert table.index.tolist() == ["All clinics", "CLN-001", "CLN-002", "CLN-003"]
+    assert (table.loc["CLN-003"] == "<11").all()  # small cell: every figure
+    # Complementary: the counts are hidden (though the file still carries 13 and 987), the rates shown.
+    assert table.loc["CLN-002", ["Patients", "Courses", "Sessions"]].tolist() == ["<11"] * 3
+    assert table.loc["CLN-002", "Resp. ≥30 %"] == f"{100 * COMPLEMENTARY_RATE_30:.1f} %"
+    # Partial: the courses shown, the serious AEs hidden (the file still carries 3).
+    assert table.loc["CLN-001", "Courses"] == str(PARTIAL_COURSES)
+    assert table.loc["CLN-001", "Serious AEs"] == "<11"
+    assert str(TRAP_PATIENTS) not in table.loc["CLN-002"].tolist() and str(TRAP_COURSES) not in table.to_csv()
+    assert str(TRAP_SERIOUS) not in table.loc["CLN-001", ["Serious AEs"]].tolist()
+    assert table.loc["All clinics", "Courses"] == "40" and table.loc["All clinics", "Serious AEs"] == "0"
 
 
 def test_monthly_suppressed_headline_and_hidden_change(open_page, fixture_home):
     at = open_page(fixture_home, "monthly")
-    _by_label(at.selectbox, "Route").set_value("route_im").run()
+    by_label(at.selectbox, "Route").set_value("route_im").run()
     assert {v for v, _ in _metrics(at).values()} == {"<11"}
-    _by_label(at.selectbox, "Route").set_value("route_iv").run()
+    by_label(at.selectbox, "Route").set_value("route_iv").run()
     m = _metrics(at)
     # Oct 2025 is suppressed for IV: a change from it would reveal it, so none is shown.
     assert m["Courses completed"][0] not in ("<11", "–")
@@ -95,22 +115,45 @@ def test_monthly_suppressed_headline_and_hidden_change(open_page, fixture_home):
     assert not at.exception
 
 
-def test_monthly_clinic_filter_reads_that_clinics_row(open_page, fixture_home):
+def test_monthly_clinic_filter_reads_that_clinics_row_and_charts_skip_hidden_points(open_page, fixture_home):
     at = open_page(fixture_home, "monthly")
-    _by_label(at.selectbox, "Clinic").set_value("CLN-002").run()
-    values = {v for v, _ in _metrics(at).values()}
-    assert values == {"<11"}
-    assert str(COMPLEMENTARY_TRAP_PATIENTS) not in {v for v, _ in _metrics(at).values()}
+    by_label(at.selectbox, "Clinic").set_value("Clinic B7K").run()  # CLN-002, chosen by its code
+    m = _metrics(at)
+    assert m["Courses completed"] == ("<11", None) and m["Patients"] == ("<11", None)
+    assert m["Responders ≥30 %"][0] == f"{100 * COMPLEMENTARY_RATE_30:.1f} %"
+    frames = chart_frames(at)
+    courses = next(
+        f for f in frames if set(f.columns) == {"month", "value", "label"} and f["value"].max() > 1
+    )
+    # The hidden month has no bar; a <11 mark stands in its place; the trap number is in no chart.
+    assert not courses["month"].astype(str).str.startswith("2025-11").any() and len(courses) == 22
+    marks = [f for f in frames if set(f.columns) == {"month", "label", "y"}]
+    assert any(
+        f["month"].astype(str).str.startswith("2025-11").any() and set(f["label"]) == {"<11"} for f in marks
+    )
+    assert not any((f.select_dtypes("number") == TRAP_COURSES).any().any() for f in frames)
+
+
+def test_monthly_downloads_keep_numbers_and_flags(open_page, fixture_home, captured_downloads):
+    open_page(fixture_home, "monthly")
+    files = dict(captured_downloads)
+    csv = files["outcomes_2025-11_all.csv"].decode()
+    assert "n_courses_flag" in csv and str(TRAP_COURSES) not in csv and "<11" not in csv
+    frame = pd.read_csv(pd.io.common.StringIO(csv))
+    assert pd.api.types.is_numeric_dtype(frame["n_courses"])
+    html = files["outcomes_2025-11_all.html"].decode()
+    assert "&lt;11" in html and str(TRAP_COURSES) not in html
 
 
 def test_cohorts_page_compares_cohorts_and_suppresses(open_page, fixture_home):
     at = open_page(fixture_home, "cohorts")
-    chosen = _by_label(at.multiselect, "Cohorts to compare").value
+    chosen = by_label(at.multiselect, "Cohorts to compare").value
     assert chosen == ["all", "route_iv", "route_im"]
     outcomes = next(df.value for df in at.dataframe if "mean_followup_4w_pain" in df.value.columns)
     im = outcomes.set_index("cohort_id").loc["route_im"]
     assert im["n_patients"] == "<11" and im["mean_followup_4w_pain"] == "<11"
     assert outcomes.set_index("cohort_id").loc["all", "mean_followup_4w_pain"] == "5.00"
+    assert not any(c.endswith("_flag") for c in outcomes.columns)
     assert "No waterfall for IM injection: fewer than 11 patients." in [c.value for c in at.caption]
     assert len(at.get("vega_lite_chart")) == 5
 
@@ -121,22 +164,26 @@ def test_clinic_quality_lists_clinics_outside_limits(open_page, fixture_home):
     status = dict(zip(outliers["Clinic"], outliers["Status"], strict=True))
     # All-time responder_30: CLN-001 0.62 > 0.59 (95 %) but < 0.64 (99.8 %); CLN-003 0.20 < 0.26.
     assert status == {"CLN-001": "outside 95 %", "CLN-003": "outside 99.8 %"}
-    _by_label(at.selectbox, "Period").set_value("month").run()
-    assert _by_label(at.selectbox, "Which").value == 0  # newest month first: 2025-12
-    _by_label(at.selectbox, "Which").set_value(1).run()  # 2025-11: CLN-003 suppressed
+    by_label(at.selectbox, "Period").set_value("month").run()
+    assert by_label(at.selectbox, "Which").value == 0  # newest month first: 2025-12
+    by_label(at.selectbox, "Which").set_value(1).run()  # 2025-11: CLN-003 suppressed
     assert any("Not plotted" in c.value and "CLN-003" in c.value for c in at.caption)
     assert not at.exception
 
 
-def test_data_quality_hides_quarantined_rows_until_staff_toggle(open_page, fixture_home):
+def test_data_quality_shows_validation_freshness_and_plausibility(open_page, fixture_home):
     at = open_page(fixture_home, "data_quality")
     m = _metrics(at)
     assert m["Blocking failures"][0] == "1"
-    assert m["Rows quarantined"][0] == "2"
-    assert QUARANTINED_RAW_ROW not in _all_text(at)
-    at.toggle[0].set_value(True).run()
-    assert QUARANTINED_RAW_ROW in _all_text(at)
-    _by_label(at.selectbox, "Rule").set_value("stop_reason:required").run()
+    assert QUARANTINED_RAW_ROW not in all_text(at)  # raw rows live on the staff-only quarantine page
+
+
+def test_quarantine_page_shows_rows_batches_and_refusals(open_page, fixture_home):
+    at = open_page(fixture_home, "quarantine")
+    assert _metrics(at)["Rows quarantined"][0] == "2"
+    text = all_text(at)
+    assert QUARANTINED_RAW_ROW in text and REFUSAL_MESSAGE in text
+    by_label(at.selectbox, "Rule").set_value("stop_reason:required").run()
     rows = next(df.value for df in at.dataframe if "raw_row" in df.value.columns)
     assert rows["line_number"].tolist() == [88]
 
@@ -146,13 +193,12 @@ def test_data_quality_reads_validation_history_without_a_published_warehouse(ope
     write_validation_history(home.validation_history)
     at = open_page(home, "data_quality")
     assert _metrics(at)["Expectations passed"][0] == "1 of 3"
-    assert any("make run" in i.value for i in at.info)
     assert not at.exception
 
 
 def _run_sql(at, sql: str):
     at.text_area[0].input(sql)
-    _by_label(at.button, "Run query").click().run()
+    by_label(at.button, "Run query").click().run()
     return at
 
 
@@ -178,11 +224,12 @@ def test_sql_page_runs_a_select_and_shows_suppression(open_page, fixture_home):
     assert result["n"].tolist() == [FCT_COURSES_ROWS]
     at = _run_sql(
         at,
-        "select clinic_id, n_patients, is_suppressed from mart_monthly_outcomes "
-        "where month = DATE '2025-11-01' and cohort_id = 'all' and clinic_id = 'CLN-002'",
+        "select clinic_id, n_patients, n_patients_flag, responder_30_rate, responder_30_rate_flag "
+        "from mart_monthly_outcomes where month = DATE '2025-11-01' and cohort_id = 'all' and clinic_id = 'CLN-002'",
     )
     result = next(df.value for df in at.dataframe if "n_patients" in df.value.columns)
     assert result["n_patients"].tolist() == ["<11"]
+    assert result["responder_30_rate"].tolist() == [COMPLEMENTARY_RATE_30]
 
 
 def test_sql_page_row_limit_and_schema_descriptions(open_page, fixture_home):

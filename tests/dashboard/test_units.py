@@ -1,19 +1,16 @@
-"""Pure parts of the dashboard: suppression formatting, headline changes, months, SQL guard, report, reads."""
+"""Pure parts of the dashboard: suppression formatting, headline changes, months, SQL guard, report, charts."""
 
 from __future__ import annotations
 
 import io
-import os
 import re
 from datetime import date
 
-import duckdb
 import pandas as pd
 import pytest
-from fixture_warehouse import write_published_db
 
-from dashboard import queries
-from dashboard.format import csv_export, dates_as_dates, display_table, suppressed_as_text
+from dashboard import charts
+from dashboard.format import SUPPRESSED, csv_export, dates_as_dates, display_table, masked, suppressed_as_text
 from dashboard.headline import headlines
 from dashboard.periods import latest_complete_month, shift_month
 from dashboard.report import month_report_html
@@ -24,30 +21,76 @@ def _row(month, suppressed=False, **values):
     return {"month": month, "clinic_id": "ALL", "cohort_id": "all", "is_suppressed": suppressed, **values}
 
 
-def test_display_table_keys_on_the_flag_not_on_nulls():
+def _flagged(month, **figures):
+    """A v2 mart row: each figure given as a value, or as ("hidden", value-left-in-the-file)."""
+    row = {"month": month, "clinic_code": "ALL", "cohort_id": "all"}
+    for name, value in figures.items():
+        hidden = isinstance(value, tuple)
+        row[name] = value[1] if hidden else value
+        row[f"{name}_flag"] = "suppressed" if hidden else None
+    row["is_suppressed"] = row.get("n_patients_flag") == "suppressed"
+    return row
+
+
+def test_display_table_keys_on_each_figures_flag_not_on_nulls():
     df = pd.DataFrame([
-        _row(date(2025, 1, 1), n_patients=12, responder_30_rate=0.5),
-        _row(date(2025, 2, 1), True, n_patients=13, responder_30_rate=0.25),  # leaked numbers
-        _row(date(2025, 3, 1), n_patients=0, responder_30_rate=None),  # 0 may be shown; null is not <11
+        _flagged(date(2025, 1, 1), n_patients=12, responder_30_rate=0.5),
+        _flagged(date(2025, 2, 1), n_patients=("hidden", 13), responder_30_rate=0.25),  # number left in: a trap
+        _flagged(date(2025, 3, 1), n_patients=0, responder_30_rate=None),  # 0 may be shown; null is not <11
+        _flagged(date(2025, 4, 1), n_patients=40, responder_30_rate=("hidden", None)),  # partial row
     ])  # fmt: skip
     out = display_table(df, [("n_patients", "Patients", "int"), ("responder_30_rate", "R30", "pct")],
                         [("month", "Month", "month")])  # fmt: skip
     assert out.to_dict("list") == {
-        "Month": ["Jan 2025", "Feb 2025", "Mar 2025"],
-        "Patients": ["12", "<11", "0"],
-        "R30": ["50.0 %", "<11", "–"],
+        "Month": ["Jan 2025", "Feb 2025", "Mar 2025", "Apr 2025"],
+        "Patients": ["12", "<11", "0", "40"],
+        "R30": ["50.0 %", "25.0 %", "–", "<11"],
     }
 
 
-def test_csv_export_writes_lt11_for_every_figure_of_a_suppressed_row():
+def test_display_table_without_flags_hides_the_whole_suppressed_row():
+    df = pd.DataFrame([_row(date(2025, 2, 1), True, n_patients=13, responder_30_rate=0.25)])
+    out = display_table(df, [("n_patients", "Patients", "int"), ("responder_30_rate", "R30", "pct")])
+    assert out.iloc[0].tolist() == ["<11", "<11"]
+
+
+def test_csv_export_keeps_numbers_numeric_and_the_flags():
+    df = pd.DataFrame([_flagged(date(2025, 2, 1), n_patients=("hidden", 13), mean_relief_pct=0.4),
+                       _flagged(date(2025, 3, 1), n_patients=20, mean_relief_pct=("hidden", 0.55))])  # fmt: skip
+    text = csv_export(df).decode()
+    back = pd.read_csv(io.StringIO(text))
+    assert back["n_patients"].isna().tolist() == [True, False] and back["n_patients"].iloc[1] == 20
+    assert back["mean_relief_pct"].iloc[0] == 0.4 and pd.isna(back["mean_relief_pct"].iloc[1])
+    assert back["n_patients_flag"].tolist()[0] == "suppressed" and pd.isna(back["n_patients_flag"].iloc[1])
+    assert pd.api.types.is_numeric_dtype(back["n_patients"]) and pd.api.types.is_numeric_dtype(
+        back["mean_relief_pct"]
+    )
+    assert "13" not in text and "0.55" not in text and SUPPRESSED not in text
+    assert back["clinic_code"].tolist() == ["ALL", "ALL"]  # keys kept
+
+
+def test_masked_without_flags_nulls_the_suppressed_rows_figures():
     df = pd.DataFrame([_row(date(2025, 2, 1), True, n_patients=13, mean_relief_pct=0.4),
                        _row(date(2025, 3, 1), False, n_patients=20, mean_relief_pct=0.5)])  # fmt: skip
-    back = pd.read_csv(io.BytesIO(csv_export(df)), dtype=str)
-    assert back["n_patients"].tolist() == ["<11", "20"]
-    assert back["mean_relief_pct"].tolist() == ["<11", "0.5"]
-    assert back["clinic_id"].tolist() == ["ALL", "ALL"]  # keys kept
-    assert "13" not in csv_export(df).decode()
+    out = masked(df)
+    assert out["n_patients"].isna().tolist() == [True, False]
+    assert out["mean_relief_pct"].isna().tolist() == [True, False]
     assert suppressed_as_text(df.drop(columns="is_suppressed")).equals(df.drop(columns="is_suppressed"))
+
+
+def test_charts_never_plot_a_suppressed_point():
+    series = pd.DataFrame([
+        _flagged(date(2025, 1, 1), n_courses=20, responder_30_rate=0.5, responder_30_ci_low=0.3, responder_30_ci_high=0.7),
+        _flagged(date(2025, 2, 1), n_courses=("hidden", 987), responder_30_rate=("hidden", 0.61),
+                 responder_30_ci_low=("hidden", 0.4), responder_30_ci_high=("hidden", 0.8)),
+    ])  # fmt: skip
+    spec = str(charts.value_trend(series, "n_courses", "int", "Courses", True).to_dict())
+    assert "987" not in spec and "'<11'" in spec
+    rates = charts.rate_trend(
+        series, (("responder_30_rate", "responder_30_ci_low", "responder_30_ci_high", "30"),), "R"
+    )
+    text = str(rates.to_dict())
+    assert "0.61" not in text and "0.8" not in text and "61.0 %" not in text and "'<11'" in text
 
 
 def test_headline_changes_need_both_sides_shown():
@@ -66,6 +109,16 @@ def test_headline_changes_need_both_sides_shown():
     assert items["mean_relief_pct"].value == "–"  # column absent: missing, not suppressed
     suppressed = headlines(series, date(2025, 5, 1))
     assert {h.value for h in suppressed} == {"<11"} and all(h.delta_year is None for h in suppressed)
+
+
+def test_headline_follows_each_figures_flag():
+    series = pd.DataFrame([
+        _flagged(date(2025, 5, 1), n_courses=20, ae_per_100_sessions=4.0),
+        _flagged(date(2025, 6, 1), n_courses=25, ae_per_100_sessions=("hidden", 6.5)),
+    ])  # fmt: skip
+    items = {h.figure.label: h for h in headlines(series, date(2025, 6, 1))}
+    assert items["Courses completed"].value == "25" and items["Courses completed"].delta_prev == "+5"
+    assert (items["AEs /100 sessions"].value, items["AEs /100 sessions"].delta_prev) == ("<11", None)
 
 
 @pytest.mark.parametrize(
@@ -115,47 +168,6 @@ def test_report_is_self_contained_and_shows_lt11():
     assert '<td class="sup">&lt;11</td>' in page
     assert "All &lt;courses&gt;" in page  # escaped
     assert not re.search(r"<script|<link|src=|https?://", page)
-
-
-def test_reads_follow_an_atomic_replace(tmp_path):
-    """After os.replace of the published file, the identity changes and the cached read sees the new data."""
-    path = tmp_path / "published" / "registry.duckdb"
-    write_published_db(path)
-    first = queries.file_identity(path)
-    assert queries.monthly_months(first)[-1] == date(2025, 12, 1)
-    other = tmp_path / "next.duckdb"
-    con = duckdb.connect(str(other))
-    con.execute("CREATE TABLE mart_monthly_outcomes AS SELECT DATE '2026-01-01' AS month, 'ALL' AS clinic_id")
-    con.close()
-    os.replace(other, path)
-    second = queries.file_identity(path)
-    assert second != first
-    assert queries.monthly_months(second) == [date(2026, 1, 1)]
-
-
-def test_published_connection_is_read_only_without_file_access(tmp_path):
-    path = tmp_path / "registry.duckdb"
-    write_published_db(path)
-    ident = queries.file_identity(path)
-    secret = tmp_path / "secret.csv"
-    secret.write_text("a,b\n1,2\n")
-    with queries.open_published(ident) as con:
-        with pytest.raises(duckdb.Error, match="read-only"):
-            con.execute("DELETE FROM fct_courses")
-        with pytest.raises(duckdb.PermissionException):
-            con.execute("SELECT * FROM read_csv($1)", [str(secret)])
-        with pytest.raises(duckdb.Error, match="locked"):
-            con.execute("SET enable_external_access = true")
-    assert queries.run_analyst_sql(ident, "select count(*) as n from fct_courses", 10).frame[
-        "n"
-    ].tolist() == [5]
-
-
-def test_missing_table_is_a_clear_error(tmp_path):
-    path = tmp_path / "registry.duckdb"
-    duckdb.connect(str(path)).close()
-    with pytest.raises(queries.DataUnavailable, match="Rebuild"):
-        queries.monthly_months(queries.file_identity(path))
 
 
 def test_suppressed_as_text_writes_shown_values_plainly():
