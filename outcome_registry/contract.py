@@ -23,8 +23,35 @@ DUCKDB_TYPES = {
 }
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{4,64}$"
-# ICD-10-CM G43.* / G44.*, with or without the dot (G43.709 = G43709, G43.E19 = G43E19).
+# ICD-10-CM G43.* / G44.*, with or without the dot (G43.709 = G43709, G43.E19 = G43E19). A bare category
+# (G43, G44) is refused: the contract asks for a code *within* G43/G44, and ICD-10-CM codes in these
+# categories always carry at least one character after the category (G43.0 … G43.E, G44.1 …).
 DIAGNOSIS_PATTERN = r"^G4[34]\.?[0-9A-Z]{1,4}$"
+
+# The contract's vocabularies (CONTRACT.md §1). Everything else that lists them (expectations/raw.json,
+# the staging tests, the vocabulary seeds, the generator) is checked against these by
+# tests/test_contract_parity.py.
+SEXES = ("F", "M", "X", "U")
+ROUTES = ("IV", "IM", "IN", "PO", "SL")
+SETTINGS = ("outpatient", "inpatient")
+STOP_REASONS = ("adverse_event", "patient_request", "equipment", "clinical_decision", "other")
+TIMEPOINTS = ("pre_infusion", "post_infusion", "followup")
+EVENT_TYPES = (
+    "dissociation",
+    "nausea",
+    "vomiting",
+    "dizziness",
+    "sedation",
+    "hypertension",
+    "tachycardia",
+    "hallucinations",
+    "anxiety",
+    "headache_worsening",
+    "visual_disturbance",
+    "other",
+)
+SEVERITIES = ("mild", "moderate", "severe")
+ACTIONS = ("none", "rate_reduced", "infusion_stopped", "medication_given")
 
 
 @dataclass(frozen=True)
@@ -64,22 +91,6 @@ class Table:
         raise KeyError(name)
 
 
-STOP_REASONS = ("adverse_event", "patient_request", "equipment", "clinical_decision", "other")
-EVENT_TYPES = (
-    "dissociation",
-    "nausea",
-    "vomiting",
-    "dizziness",
-    "sedation",
-    "hypertension",
-    "tachycardia",
-    "hallucinations",
-    "anxiety",
-    "headache_worsening",
-    "visual_disturbance",
-    "other",
-)
-
 PATIENTS = Table(
     "patients",
     "patient_id",
@@ -88,7 +99,7 @@ PATIENTS = Table(
         Column("patient_id", "text", pattern=ID_PATTERN, unique=True),
         Column("clinic_id", "text"),
         Column("birth_year", "int", min=1900, max_is_extract_year=True),
-        Column("sex", "text", allowed=("F", "M", "X", "U")),
+        Column("sex", "text", allowed=SEXES),
         Column("diagnosis_code", "text", pattern=DIAGNOSIS_PATTERN),
         Column("baseline_headache_days", "int", nullable=True, min=0, max=31),
         Column("baseline_migraine_days", "int", nullable=True, min=0, max=31),
@@ -105,8 +116,8 @@ INFUSION_SESSIONS = Table(
         Column("session_id", "text", pattern=ID_PATTERN, unique=True),
         Column("patient_id", "text", references="patients"),
         Column("session_date", "date"),
-        Column("route", "text", allowed=("IV", "IM", "IN", "PO", "SL")),
-        Column("setting", "text", allowed=("outpatient", "inpatient")),
+        Column("route", "text", allowed=ROUTES),
+        Column("setting", "text", allowed=SETTINGS),
         Column("dose_mg", "decimal", min=0, min_exclusive=True, max=20000),
         Column("weight_kg", "decimal", nullable=True, min=20, max=350),
         Column("duration_min", "int", min=1, max=10080),
@@ -124,7 +135,7 @@ PAIN_SCORES = Table(
         Column("patient_id", "text", references="patients"),
         Column("session_id", "text", nullable=True, references="infusion_sessions"),
         Column("assessed_at", "timestamp"),
-        Column("timepoint", "text", allowed=("pre_infusion", "post_infusion", "followup")),
+        Column("timepoint", "text", allowed=TIMEPOINTS),
         Column("pain_nrs", "decimal", min=0, max=10),
     ),
 )
@@ -137,9 +148,9 @@ ADVERSE_EVENTS = Table(
         Column("event_id", "text", pattern=ID_PATTERN, unique=True),
         Column("session_id", "text", references="infusion_sessions"),
         Column("event_type", "text", allowed=EVENT_TYPES),
-        Column("severity", "text", allowed=("mild", "moderate", "severe")),
+        Column("severity", "text", allowed=SEVERITIES),
         Column("serious", "bool"),
-        Column("action", "text", allowed=("none", "rate_reduced", "infusion_stopped", "medication_given")),
+        Column("action", "text", allowed=ACTIONS),
     ),
 )
 

@@ -8,7 +8,7 @@ identifiers, ATTACH paths or COPY targets).
 Layout (docs/ARCHITECTURE.md, "The registry store"):
 - schema ``raw``: one table per contract file, contract columns then the load columns;
 - schema ``meta``: batches, load audit, quarantine, refusals, builds, validation results, validated
-  loads, clinic pseudonyms and withdrawals.
+  loads, clinic pseudonyms, withdrawals and the store's secrets.
 """
 
 from __future__ import annotations
@@ -79,8 +79,10 @@ META_TABLES: Mapping[str, str] = {
     "batches": "batch_id VARCHAR PRIMARY KEY, clinic_id VARCHAR, extracted_at TIMESTAMP, "
     "contract_version INTEGER, content_sha256 VARCHAR, load_seq BIGINT, loaded_at TIMESTAMP, "
     "source_name VARCHAR, n_files INTEGER",
+    # rows_received = rows_loaded + rows_quarantined + rows_withdrawn (rows later removed by a withdrawal).
     "load_audit": "batch_id VARCHAR, file_name VARCHAR, table_name VARCHAR, rows_received BIGINT, "
-    "rows_loaded BIGINT, rows_quarantined BIGINT, load_seq BIGINT, loaded_at TIMESTAMP",
+    "rows_loaded BIGINT, rows_quarantined BIGINT, load_seq BIGINT, loaded_at TIMESTAMP, "
+    "rows_withdrawn BIGINT DEFAULT 0",
     "quarantine": "batch_id VARCHAR, clinic_id VARCHAR, file_name VARCHAR, table_name VARCHAR, "
     "line_number BIGINT, rule VARCHAR, all_rules VARCHAR, raw_row VARCHAR, load_seq BIGINT, "
     "quarantined_at TIMESTAMP",
@@ -99,7 +101,11 @@ META_TABLES: Mapping[str, str] = {
     # Withdrawn consent: one row per withdrawal (the patient's rows are deleted from every batch).
     "withdrawals": "withdrawal_id VARCHAR, patient_key VARCHAR, clinic_id VARCHAR, withdrawn_at TIMESTAMP, "
     "requested_by VARCHAR, reason VARCHAR, rows_withdrawn BIGINT",
+    # Secrets of this store (the salt of withdrawals.patient_key). Never published or exported.
+    "secrets": "name VARCHAR PRIMARY KEY, value VARCHAR, created_at TIMESTAMP",
 }
+# Columns added after a table was first created: (table, column, definition), applied to older stores.
+META_COLUMNS_ADDED: tuple[tuple[str, str, str], ...] = (("load_audit", "rows_withdrawn", "BIGINT DEFAULT 0"),)
 
 
 def raw_table_ddl(table_name: str) -> str:
@@ -117,6 +123,10 @@ def create_store(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{quote_ident(name)} ({raw_table_ddl(name)})")
     for name, ddl in META_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS meta.{quote_ident(name)} ({ddl})")
+    for table, column, ddl in META_COLUMNS_ADDED:
+        con.execute(
+            f"ALTER TABLE meta.{quote_ident(table)} ADD COLUMN IF NOT EXISTS {quote_ident(column)} {ddl}"
+        )
 
 
 def connect(home: RegistryHome, *, read_only: bool = False, memory_limit: str | None = None):
