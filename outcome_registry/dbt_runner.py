@@ -3,17 +3,26 @@
 dbt always runs in a child process so that no DuckDB file lock or dbt global state lingers in the
 caller (the pipeline, the dashboard, pytest). The profile is generated per home: the working copy is
 ``build/working.duckdb`` and the registry store is attached read-only as database ``registry``.
+
+The child never outlives the build that started it: it runs in its own session (process group), so a
+Ctrl-C in the terminal reaches only the build, which forwards SIGINT/SIGTERM to the whole group and waits
+a bounded time; on Linux the child also asks the kernel (``prctl(PR_SET_PDEATHSIG)``) to kill it when its
+parent dies, which covers a kill -9 of the build.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +33,21 @@ from outcome_registry.store import create_store, duckdb_settings
 
 PROFILE_NAME = "outcome_registry"
 LOG_TAIL_LINES = 40
+# After forwarding a stop signal, how long dbt may take to finish its own clean-up before it is killed.
+STOP_GRACE_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+# Loaded once in the parent: after fork, the child must not load libraries (dlopen may take locks that
+# another thread of the parent held at fork time).
+try:
+    _LIBC: ctypes.CDLL | None = (
+        ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+    )
+except OSError:  # pragma: no cover - no C library to talk to
+    _LIBC = None
+
+# Called with the dbt child's pid as soon as it runs: the pipeline records it in the build lock.
+ChildStarted = Callable[[int], None]
 
 
 @dataclass
@@ -103,8 +127,99 @@ def _parse_results(run_results: Path, started: float) -> tuple[list[str], list[s
     return failures, warnings
 
 
-def run_dbt(home: RegistryHome, args: Sequence[str], vars: dict[str, Any] | None = None) -> DbtResult:
-    """Run ``dbt <args>`` for this home in a subprocess; never raises for a dbt failure."""
+def die_with_parent() -> None:
+    """In a forked child (``preexec_fn``): ask the kernel to SIGKILL it when its parent dies (Linux)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for dbt: die with the parent, and do not start at all if it is already gone."""
+
+    def preexec() -> None:
+        die_with_parent()
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class _StopForwarder:
+    """While dbt runs, SIGINT/SIGTERM to the build go to dbt's whole process group; a second signal, or
+    dbt still running after the grace period, kills the group."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._killer: threading.Timer | None = None
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.signum is not None:
+            self._kill()
+            return
+        self.signum = signum
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+        self._killer = threading.Timer(STOP_GRACE_SECONDS, self._kill)
+        self._killer.daemon = True
+        self._killer.start()
+
+    def __enter__(self) -> _StopForwarder:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        if self._killer is not None:
+            self._killer.cancel()
+        if self.proc.poll() is None:  # leaving early (an exception in the parent): take dbt with us
+            self._kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(STOP_GRACE_SECONDS)
+
+
+def _run_child(cmd: list[str], on_start: ChildStarted | None) -> tuple[int, str]:
+    """Run dbt in its own session; return (exit code, combined output). A stop signal raises
+    KeyboardInterrupt once dbt has ended, so the caller records an interrupted build."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=PROJECT_DIR,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_die_with_parent(os.getpid()),  # only prctl, on the libc loaded above
+    )
+    with _StopForwarder(proc) as forwarder:
+        if on_start is not None:
+            on_start(proc.pid)
+        output, _ = proc.communicate()
+    if forwarder.signum is not None:
+        raise KeyboardInterrupt(f"stopped by signal {signal.Signals(forwarder.signum).name}")
+    return proc.returncode, output or ""
+
+
+def run_dbt(
+    home: RegistryHome,
+    args: Sequence[str],
+    vars: dict[str, Any] | None = None,
+    on_start: ChildStarted | None = None,
+) -> DbtResult:
+    """Run ``dbt <args>`` for this home in a child process; never raises for a dbt failure.
+
+    ``on_start(pid)`` is called as soon as the child runs. SIGINT/SIGTERM stop dbt and then raise
+    KeyboardInterrupt here.
+    """
     write_profile(home)
     log_dir = home.dbt_profiles_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -124,19 +239,23 @@ def run_dbt(home: RegistryHome, args: Sequence[str], vars: dict[str, Any] | None
     if vars:
         cmd += ["--vars", json.dumps(vars)]
     started = time.time()
-    proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=_env(), capture_output=True, text=True, check=False)
+    returncode, output = _run_child(cmd, on_start)
     seconds = time.time() - started
-    output = (proc.stdout or "") + (proc.stderr or "")
     tail = "\n".join(output.strip().splitlines()[-LOG_TAIL_LINES:])
     failures, warnings = _parse_results(home.dbt_target_dir / "run_results.json", started)
-    if proc.returncode != 0 and not failures:
+    if returncode != 0 and not failures:
         # e.g. a compilation or connection error before any node ran: keep dbt's own error lines
         errors = [line.strip() for line in output.splitlines() if "Error" in line or "error" in line]
-        failures = errors[-5:] or [f"dbt exited with code {proc.returncode}"]
-    return DbtResult(proc.returncode == 0, seconds, failures, tail, cmd, warnings)
+        failures = errors[-5:] or [f"dbt exited with code {returncode}"]
+    return DbtResult(returncode == 0, seconds, failures, tail, cmd, warnings)
 
 
-def build(home: RegistryHome, full_refresh: bool = False, vars: dict[str, Any] | None = None) -> DbtResult:
+def build(
+    home: RegistryHome,
+    full_refresh: bool = False,
+    vars: dict[str, Any] | None = None,
+    on_start: ChildStarted | None = None,
+) -> DbtResult:
     """Seed, run and data-test the whole project into the working copy.
 
     One ``dbt build`` does all of it in DAG order (seeds first); a single invocation avoids paying
@@ -145,7 +264,7 @@ def build(home: RegistryHome, full_refresh: bool = False, vars: dict[str, Any] |
     run by tests/dbt) rather than to every production build, where each one costs fixed time.
     """
     args = ["build", *(["--full-refresh"] if full_refresh else []), "--exclude", "test_type:unit"]
-    return run_dbt(home, args, vars)
+    return run_dbt(home, args, vars, on_start)
 
 
 def unit_tests(home: RegistryHome) -> DbtResult:

@@ -42,8 +42,8 @@ def test_refused_build_leaves_published_warehouse_and_forces_full_refresh(
 
     real_build = dbt_runner.build
 
-    def build_then_corrupt(h: RegistryHome, full_refresh: bool = False, vars=None):
-        result = real_build(h, full_refresh=full_refresh, vars=vars)
+    def build_then_corrupt(h: RegistryHome, full_refresh: bool = False, vars=None, on_start=None):
+        result = real_build(h, full_refresh=full_refresh, vars=vars, on_start=on_start)
         with duckdb.connect(str(h.working_db)) as con:
             con.execute(
                 "update marts.mart_monthly_outcomes set responder_30_rate = 1.5 "

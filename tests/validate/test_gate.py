@@ -36,7 +36,7 @@ def refuse_and_check_untouched(home: RegistryHome) -> str:
         publish(home, BAD)
     assert sha256(home.published_db) == before
     assert os.readlink(home.parquet_dir) == link_before
-    assert not list(home.published_dir.glob(".registry.*"))  # no temp file left behind
+    assert not list(home.published_dir.glob(".*tmp*"))  # no staging folder or temp file left behind
     assert refused.value.message.startswith(f"Build {BAD} cannot be published")
     return outcome.refusal_message() + " || " + refused.value.message
 

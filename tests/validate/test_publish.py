@@ -44,9 +44,14 @@ def test_reader_opened_before_a_publish_keeps_reading_the_old_file(home, mutate_
         assert fresh.execute("SELECT count(*) FROM fct_sessions").fetchall() == [(14,)]
     finally:
         fresh.close()
-    # The symlink moved to the new folder and the old folder was pruned.
+    # The symlinks moved to the new folders and the old folders were pruned.
     assert os.readlink(home.parquet_dir) == f"parquet.{SECOND}"
     assert sorted(p.name for p in home.published_dir.glob("parquet.*")) == [f"parquet.{SECOND}"]
+    assert os.readlink(home.aggregates_dir) == f"aggregates.{SECOND}"
+    assert sorted(p.name for p in home.published_dir.glob("aggregates.*")) == [
+        f"aggregates.{SECOND}",
+        "aggregates.duckdb",
+    ]
 
 
 def test_failure_mid_publish_leaves_previous_warehouse_and_no_temp_file(home, monkeypatch) -> None:
@@ -64,6 +69,10 @@ def test_failure_mid_publish_leaves_previous_warehouse_and_no_temp_file(home, mo
     assert sha256(home.published_db) == before
     leftovers = sorted(p.name for p in home.published_dir.iterdir())
     assert leftovers == [
+        "aggregates",
+        f"aggregates.{FIRST}",
+        "aggregates.duckdb",
+        "clinics",
         "parquet",
         f"parquet.{FIRST}",
         "registry.duckdb",
@@ -71,6 +80,7 @@ def test_failure_mid_publish_leaves_previous_warehouse_and_no_temp_file(home, mo
         "validation_history.parquet",
     ]
     assert os.readlink(home.parquet_dir) == f"parquet.{FIRST}"
+    assert os.readlink(home.aggregates_dir) == f"aggregates.{FIRST}"
 
 
 def test_a_real_parquet_folder_from_an_older_layout_is_replaced_by_the_symlink(home: RegistryHome) -> None:
