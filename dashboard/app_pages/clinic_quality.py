@@ -29,6 +29,8 @@ OUTLIER_COLUMNS: list[Column] = [
 
 
 def _status(row: dict) -> str:
+    if hidden(row, "rate") or hidden(row, "outside_95"):
+        return "not shown"
     if row.get("outside_998"):
         return "outside 99.8 %"
     if row.get("outside_95"):

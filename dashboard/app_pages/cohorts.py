@@ -85,6 +85,7 @@ def waterfall(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) ->
 
 
 def waterfall_chart(df: pd.DataFrame) -> alt.FacetChart:
+    df = df[[not hidden(r, "course_relief_pct") for r in df.to_dict("records")]]  # never draw a hidden bar
     df = df.assign(relief=[format_value(v, "pct") for v in df["course_relief_pct"]])
     # Layers take their data from the facet (no data of their own), so each panel shows one cohort.
     bars = (

@@ -262,13 +262,19 @@ def cohort_session_relief() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+WATERFALL_TRAP = -0.777  # left beside the flag of route_iv's hidden lowest percentiles
+
+
 def cohort_waterfall() -> pd.DataFrame:
     rows = []
     for cohort in ("all", "route_iv", "chronic"):
         for p in range(1, 101):
-            rows.append(
-                dict(cohort_id=cohort, percentile=p, course_relief_pct=round(-0.3 + 1.2 * p / 100, 4))
-            )
+            hidden = cohort == "route_iv" and p <= 3
+            rows.append(dict(cohort_id=cohort, percentile=p,
+                             course_relief_pct=WATERFALL_TRAP if hidden else round(-0.3 + 1.2 * p / 100, 4),
+                             course_relief_pct_flag="suppressed" if hidden else None, n_evaluable_30=120,
+                             n_evaluable_30_flag=None, is_suppressed=False,
+                             suppression_reason="partial" if hidden else None))  # fmt: skip
     return pd.DataFrame(rows)
 
 

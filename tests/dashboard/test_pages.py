@@ -15,6 +15,7 @@ from fixture_warehouse import (
     TRAP_COURSES,
     TRAP_PATIENTS,
     TRAP_SERIOUS,
+    WATERFALL_TRAP,
     write_validation_history,
 )
 
@@ -156,6 +157,9 @@ def test_cohorts_page_compares_cohorts_and_suppresses(open_page, fixture_home):
     assert not any(c.endswith("_flag") for c in outcomes.columns)
     assert "No waterfall for IM injection: fewer than 11 patients." in [c.value for c in at.caption]
     assert len(at.get("vega_lite_chart")) == 5
+    waterfall = next(f for f in chart_frames(at) if "course_relief_pct" in f.columns)
+    shown_iv = waterfall[waterfall["cohort"] == "IV infusion"]
+    assert len(shown_iv) == 97 and WATERFALL_TRAP not in set(waterfall["course_relief_pct"])
 
 
 def test_clinic_quality_lists_clinics_outside_limits(open_page, fixture_home):
