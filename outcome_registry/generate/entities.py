@@ -1,64 +1,67 @@
-"""Synthetic, contract-valid submission batches for demos, tests and benchmarks.
+"""The generator's entities: patients, sessions, pain scores, adverse events and diaries as numpy arrays.
 
-One batch folder per clinic per month (``<out_dir>/<clinic>-<YYYY>-<MM>/``), each row placed in the
-batch of the month it happened (a patient in the month of enrolment, a session and its pre/post scores
-and adverse events in the session's month, a follow-up score or diary in its own month but never before
-its patient's batch), so every reference points at the same or an earlier batch of that clinic.
+Each function draws one table's rows for every clinic and month at once (vectorised numpy), and places
+each row in the batch of the month it happened (``_place``): a patient in the month of enrolment, a
+session and its pre/post scores and adverse events in the session's month, a follow-up score or diary in
+its own month but never before its patient's batch, so every reference points at the same or an
+earlier batch of that clinic.
 
 The clinical shape follows the published ketamine-for-headache series: mean pre-infusion NRS about 7,
 about three quarters of courses with a drop of ≥ 2 points; outpatient IV induction series of 3–6
 sessions over about two weeks, boosters after more than 28 days; multi-day inpatient continuous
-infusions; intranasal courses; mostly mild adverse events. One small clinic has fewer than 11 patients
-(small-cell suppression) and one clinic does clearly worse (benchmark outlier).
-
-Everything is vectorised numpy and written with ``pyarrow.csv`` so a million sessions take seconds.
-``faults=rate`` injects row-level contract violations into that share of each file's rows and records
-each one in ``<out_dir>/faults.json`` (batch, file, line, kind, expected rule).
+infusions; intranasal courses; mostly mild adverse events. Vocabularies come from ``contract``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from outcome_registry.contract import CONTRACT_VERSION, TABLES
+from outcome_registry import contract
 
-SUMMARY_NAME = "generation.json"
-FAULTS_NAME = "faults.json"
 # Average sessions per patient over a 24-month window; used to derive patients from a session target.
 SESSIONS_PER_PATIENT = 5.45
 SMALL_CLINIC_PATIENTS = 8
 G43E_FIRST_DAY = np.datetime64("2023-10-01")
 
-EVENT_TYPES = np.array(
-    [
-        "sedation",
-        "visual_disturbance",
-        "nausea",
-        "hallucinations",
-        "dissociation",
-        "dizziness",
-        "vomiting",
-        "anxiety",
-        "hypertension",
-        "tachycardia",
-        "headache_worsening",
-        "other",
-    ]
-)
-EVENT_WEIGHTS = np.array([0.20, 0.15, 0.15, 0.12, 0.14, 0.07, 0.04, 0.04, 0.03, 0.02, 0.02, 0.02])
-STOP_REASONS = np.array(["adverse_event", "patient_request", "equipment", "clinical_decision", "other"])
-STOP_WEIGHTS = np.array([0.45, 0.2, 0.1, 0.15, 0.1])
+# How often each contract value is drawn (tests/test_contract_parity.py: the keys are the contract's).
+EVENT_TYPE_WEIGHTS: dict[str, float] = {
+    "sedation": 0.20,
+    "visual_disturbance": 0.15,
+    "nausea": 0.15,
+    "hallucinations": 0.12,
+    "dissociation": 0.14,
+    "dizziness": 0.07,
+    "vomiting": 0.04,
+    "anxiety": 0.04,
+    "hypertension": 0.03,
+    "tachycardia": 0.02,
+    "headache_worsening": 0.02,
+    "other": 0.02,
+}
+STOP_REASON_WEIGHTS: dict[str, float] = {
+    "adverse_event": 0.45,
+    "patient_request": 0.2,
+    "equipment": 0.1,
+    "clinical_decision": 0.15,
+    "other": 0.1,
+}
+SEX_WEIGHTS: dict[str, float] = {"F": 0.75, "M": 0.23, "X": 0.01, "U": 0.01}
+# Treatment modality → route and setting (0 outpatient IV, 1 inpatient IV, 2 intranasal, 3 IM).
+MODALITY_ROUTE = ("IV", "IV", "IN", "IM")
+MODALITY_SETTING = ("outpatient", "inpatient", "outpatient", "outpatient")
+SEVERITIES = contract.SEVERITIES  # drawn by index: mild, moderate, severe
+ACTIONS = contract.ACTIONS  # drawn by index: none, rate_reduced, infusion_stopped, medication_given
+TIMEPOINTS = contract.TIMEPOINTS  # pre_infusion, post_infusion, followup
+
+EVENT_TYPES = np.array(list(EVENT_TYPE_WEIGHTS))
+EVENT_WEIGHTS = np.array(list(EVENT_TYPE_WEIGHTS.values()))
+STOP_REASONS = np.array(list(STOP_REASON_WEIGHTS))
+STOP_WEIGHTS = np.array(list(STOP_REASON_WEIGHTS.values()))
 # Chronic migraine dominates (the ketamine-infusion population); G43.E only from October 2023 on.
 DIAG_CODES = np.array(
     [
@@ -134,117 +137,6 @@ def _month_index(days: np.ndarray, start: np.datetime64) -> np.ndarray:
     return (dates.astype("datetime64[M]") - start.astype("datetime64[M]")).astype(np.int64)
 
 
-def generate(
-    out_dir: str | Path,
-    *,
-    patients: int | None = None,
-    sessions: int | None = None,
-    clinics: int = 6,
-    seed: int = 7,
-    faults: float = 0.0,
-    start: str = "2024-01",
-    months: int = 24,
-) -> list[Path]:
-    """Write one batch folder per clinic per month under ``out_dir``; return them in load order.
-
-    Give ``patients`` or ``sessions`` (an approximate total; patients are derived from it). Same
-    arguments, same bytes. Also writes ``generation.json`` (counts) and, with ``faults``, ``faults.json``.
-    """
-    if patients is None and sessions is None:
-        patients = 200
-    if patients is None:
-        assert sessions is not None
-        # Shorter windows leave less time for boosters; scale the per-patient yield accordingly.
-        per_patient = SESSIONS_PER_PATIENT * min(1.0, 0.4 + 0.6 * months / 24)
-        patients = max(clinics * 12, round(sessions / per_patient))
-    if clinics < 1 or patients < 1 or months < 1:
-        raise ValueError("clinics, patients and months must be positive")
-    if not 0.0 <= faults <= 1.0:
-        raise ValueError("faults is a share of rows between 0 and 1")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _clear_previous(out)
-    rng = np.random.default_rng(seed)
-    start_month = np.datetime64(start, "M")
-    start_day = start_month.astype("datetime64[D]")
-    n_days = int(((start_month + months).astype("datetime64[D]") - start_day).astype(int))
-    clinic_ids = np.array([f"CLN-{i + 1:03d}" for i in range(clinics)])
-    small = clinics - 1 if clinics >= 3 else None
-    worse = 1 if clinics >= 2 else None
-
-    pat = _patients(rng, patients, clinics, small, n_days, start_day, clinic_ids, months)
-    ses, crs = _sessions(rng, pat, n_days, worse, start_day, months)
-    scores = _pain_scores(rng, pat, ses, crs, n_days, start_day, months)
-    events = _adverse_events(rng, pat, ses)
-    diary = _diary(rng, pat, ses, crs, n_days, start_day, months)
-    tables = {
-        "patients": pat.rows,
-        "infusion_sessions": ses.rows,
-        "pain_scores": scores,
-        "adverse_events": events,
-        "headache_diary": diary,
-    }
-    batch_ids = np.array([f"{c}-{str(start_month + m)}" for c in clinic_ids for m in range(months)])
-    injected: list[dict[str, Any]] = []
-    str_tables = {}
-    for name, rows in tables.items():
-        order = np.argsort(rows.batch, kind="stable")
-        cols = {c: _as_text(rows.columns[c]).take(pa.array(order)) for c in TABLES[name].column_names}
-        batch = rows.batch[order]
-        if faults > 0:
-            cols = _inject(rng, name, cols, batch, faults, clinic_ids, months, batch_ids, injected)
-        str_tables[name] = (pa.table(cols), batch)
-
-    paths = _write_batches(out, str_tables, clinic_ids, batch_ids, start_month, months)
-    summary = {
-        "seed": seed,
-        "clinics": clinics,
-        "months": months,
-        "start": start,
-        "batches": len(paths),
-        "patients": int(pat.n),
-        "sessions": len(ses.rows.batch),
-        "courses": int(crs["n"]),
-        "pain_scores": len(scores.batch),
-        "adverse_events": len(events.batch),
-        "headache_diary": len(diary.batch),
-        "faults": len(injected),
-        "small_clinic": None if small is None else str(clinic_ids[small]),
-        "worse_clinic": None if worse is None else str(clinic_ids[worse]),
-    }
-    (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
-    if faults > 0:
-        (out / FAULTS_NAME).write_text(json.dumps(injected, indent=1) + "\n")
-    return paths
-
-
-def _clear_previous(out: Path) -> None:
-    """Remove batches an earlier run wrote here, so a smaller rerun leaves no stale months behind.
-
-    Only folders named like a generated batch that hold a manifest, and the two summary files.
-    """
-    for p in out.iterdir():
-        if p.is_dir() and re.fullmatch(r"CLN-\d{3}-\d{4}-\d{2}", p.name) and (p / "manifest.json").exists():
-            shutil.rmtree(p)
-    for name in (SUMMARY_NAME, FAULTS_NAME):
-        (out / name).unlink(missing_ok=True)
-
-
-def read_summary(out_dir: str | Path) -> dict[str, Any]:
-    """The counts written by the last ``generate`` into ``out_dir`` (for the CLI's report)."""
-    return json.loads((Path(out_dir) / SUMMARY_NAME).read_text())
-
-
-def read_faults(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The faults injected by ``generate(..., faults=rate)``: batch_id, file, line, kind, rule."""
-    p = Path(out_dir) / FAULTS_NAME
-    return json.loads(p.read_text()) if p.exists() else []
-
-
-# --------------------------------------------------------------------------------------------------
-# entities
-
-
 @dataclass
 class _Patients:
     n: int
@@ -260,7 +152,7 @@ class _Patients:
     rows: _Rows
 
 
-def _patients(
+def patients_of(
     rng: np.random.Generator,
     n: int,
     clinics: int,
@@ -269,21 +161,28 @@ def _patients(
     start_day: np.datetime64,
     clinic_ids: np.ndarray,
     months: int,
+    tiny: np.ndarray | None = None,
 ) -> _Patients:
+    """``n`` patients over ``clinics`` clinics, plus clinics ``clinics``, ``clinics + 1``, … of ``tiny[i]`` each."""
     weights = rng.uniform(0.6, 1.6, clinics)
-    counts = np.zeros(clinics, dtype=np.int64)
+    counts = np.zeros(clinics + (0 if tiny is None else len(tiny)), dtype=np.int64)
     rest = n
-    if small is not None and n >= SMALL_CLINIC_PATIENTS + 11 * (clinics - 1):
+    if tiny is not None:
+        counts[clinics:] = tiny
+        rest -= int(tiny.sum())
+        if rest < clinics:
+            raise ValueError("too few patients for the tiny clinics asked for")
+    if small is not None and rest >= SMALL_CLINIC_PATIENTS + 11 * (clinics - 1):
         counts[small] = SMALL_CLINIC_PATIENTS
         rest -= SMALL_CLINIC_PATIENTS
         weights[small] = 0.0
-    counts += rng.multinomial(rest, weights / weights.sum())
-    clinic = np.repeat(np.arange(clinics), counts)
+    counts[:clinics] += rng.multinomial(rest, weights / weights.sum())
+    clinic = np.repeat(np.arange(len(counts)), counts)
     enrol_day = rng.integers(0, max(n_days - 21, 1), n)
     enrol_dates = start_day + enrol_day.astype("timedelta64[D]")
     enrol_year = enrol_dates.astype("datetime64[Y]").astype(int) + 1970
     age = np.clip(rng.normal(43, 12, n), 18, 84).astype(int)
-    sex = rng.choice(np.array(["F", "M", "X", "U"]), n, p=[0.75, 0.23, 0.01, 0.01])
+    sex = rng.choice(np.array(list(SEX_WEIGHTS)), n, p=list(SEX_WEIGHTS.values()))
     code = rng.choice(DIAG_CODES, n, p=DIAG_WEIGHTS / DIAG_WEIGHTS.sum())
     # G43.E* did not exist before 2023-10-01: such patients get the older chronic-migraine code.
     is_e = np.char.startswith(code.astype(str), "G43.E") & (enrol_dates < G43E_FIRST_DAY)
@@ -337,7 +236,7 @@ class _Sessions:
     rows: _Rows
 
 
-def _sessions(
+def sessions_of(
     rng: np.random.Generator,
     pat: _Patients,
     n_days: int,
@@ -385,7 +284,6 @@ def _sessions(
     n_in_course = np.bincount(s_course, minlength=nc)[s_course]
 
     weight = pat.weight[s_pat] + rng.normal(0, 1.0, ns)
-    inpatient = mod == 1
     mgkg = rng.uniform(0.4, 1.0, ns)
     dur = np.select(
         [mod == 0, mod == 1, mod == 2],
@@ -410,8 +308,8 @@ def _sessions(
             "session_id": ids,
             "patient_id": pat.ids.take(pa.array(s_pat)),
             "session_date": pa.array(start_day + day.astype("timedelta64[D]")),
-            "route": pa.array(np.array(["IV", "IV", "IN", "IM"])[mod]),
-            "setting": pa.array(np.where(inpatient, "inpatient", "outpatient")),
+            "route": pa.array(np.array(MODALITY_ROUTE)[mod]),
+            "setting": pa.array(np.array(MODALITY_SETTING)[mod]),
             "dose_mg": pa.array(dose),
             "weight_kg": pa.array(np.round(weight, 1), mask=w_null),
             "duration_min": pa.array(dur),
@@ -442,7 +340,7 @@ def _place(
     rows.batch = pat.clinic[patient] * months + month
 
 
-def _pain_scores(
+def pain_scores(
     rng: np.random.Generator,
     pat: _Patients,
     ses: _Sessions,
@@ -506,7 +404,7 @@ def _pain_scores(
             "assessed_at": pa.array(
                 (np.datetime64(start_day, "m") + minutes.astype("timedelta64[m]")).astype("datetime64[s]")
             ),
-            "timepoint": pa.array(np.array(["pre_infusion", "post_infusion", "followup"])[timepoint]),
+            "timepoint": pa.array(np.array(TIMEPOINTS)[timepoint]),
             "pain_nrs": pa.array(nrs.astype(np.float64)),
         },
         np.zeros(m, dtype=np.int64),
@@ -518,7 +416,7 @@ def _pain_scores(
     return rows
 
 
-def _adverse_events(rng: np.random.Generator, pat: _Patients, ses: _Sessions) -> _Rows:
+def adverse_events(rng: np.random.Generator, pat: _Patients, ses: _Sessions) -> _Rows:
     ns = len(ses.day)
     mod = pat.modality[ses.patient]
     count = rng.poisson(np.array([0.25, 0.8, 0.15, 0.2])[mod])
@@ -526,7 +424,7 @@ def _adverse_events(rng: np.random.Generator, pat: _Patients, ses: _Sessions) ->
     m = len(s)
     sev = rng.choice(3, m, p=[0.78, 0.18, 0.04])
     serious = np.where(sev == 2, rng.random(m) < 0.4, (sev == 1) & (rng.random(m) < 0.02))
-    actions = np.array(["none", "rate_reduced", "infusion_stopped", "medication_given"])
+    actions = np.array(ACTIONS)
     u = rng.random(m)
     action = np.select(
         [sev == 0, sev == 1],
@@ -538,7 +436,7 @@ def _adverse_events(rng: np.random.Generator, pat: _Patients, ses: _Sessions) ->
             "event_id": _scrambled_ids("E", pat.clinic[ses.patient[s]], np.arange(m)),
             "session_id": ses.ids.take(pa.array(s)),
             "event_type": pa.array(rng.choice(EVENT_TYPES, m, p=EVENT_WEIGHTS / EVENT_WEIGHTS.sum())),
-            "severity": pa.array(np.array(["mild", "moderate", "severe"])[sev]),
+            "severity": pa.array(np.array(SEVERITIES)[sev]),
             "serious": pa.array(serious),
             "action": pa.array(actions[action]),
         },
@@ -546,7 +444,7 @@ def _adverse_events(rng: np.random.Generator, pat: _Patients, ses: _Sessions) ->
     )
 
 
-def _diary(
+def diary(
     rng: np.random.Generator,
     pat: _Patients,
     ses: _Sessions,
@@ -594,216 +492,3 @@ def _diary(
     )
     _place(rows, pat, patient, day, start_day, months)
     return rows
-
-
-# --------------------------------------------------------------------------------------------------
-# text, faults, files
-
-
-def _as_text(arr: pa.Array) -> pa.Array:
-    """A column as contract text: ISO dates, ``YYYY-MM-DDTHH:MM`` timestamps, true/false, shortest decimals."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_timestamp(arr.type):
-        return pc.strftime(arr, format="%Y-%m-%dT%H:%M")
-    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
-
-
-# (kind, column, rule the registry must record, replacement value or a special marker)
-FAULTS: dict[str, list[tuple[str, str, str, str]]] = {
-    "patients": [
-        ("bad_id", "patient_id", "patient_id:format", "P#bad id"),
-        ("duplicate_id", "patient_id", "patient_id:unique", "@dup"),
-        ("wrong_clinic", "clinic_id", "clinic_id:manifest_mismatch", "@other_clinic"),
-        ("birth_year_range", "birth_year", "birth_year:range", "1850"),
-        ("birth_year_missing", "birth_year", "birth_year:required", ""),
-        ("bad_sex", "sex", "sex:allowed_values", "female"),
-        ("bad_diagnosis", "diagnosis_code", "diagnosis_code:format", "R51.9"),
-        (
-            "baseline_migraine_gt_headache",
-            "baseline_migraine_days",
-            "baseline_migraine_days:consistency",
-            "@mgt",
-        ),
-        ("bad_date", "enrolled_on", "enrolled_on:type", "2024-02-30"),
-        ("bad_date_format", "enrolled_on", "enrolled_on:format", "03/04/2024"),
-    ],
-    "infusion_sessions": [
-        ("duplicate_id", "session_id", "session_id:unique", "@dup"),
-        ("unknown_patient", "patient_id", "patient_id:reference", "P999xdeadbeef"),
-        ("bad_date", "session_date", "session_date:type", "2024-13-01"),
-        ("bad_route", "route", "route:allowed_values", "IVX"),
-        ("bad_setting", "setting", "setting:allowed_values", "home"),
-        ("dose_range", "dose_mg", "dose_mg:range", "25000"),
-        ("dose_type", "dose_mg", "dose_mg:type", "50mg"),
-        ("weight_range", "weight_kg", "weight_kg:range", "12"),
-        ("duration_range", "duration_min", "duration_min:range", "20000"),
-        ("bad_boolean", "completed", "completed:type", "yes"),
-        ("stop_reason_missing", "stop_reason", "stop_reason:required", "@stop_missing"),
-        ("bad_stop_reason", "stop_reason", "stop_reason:allowed_values", "@stop_bad"),
-    ],
-    "pain_scores": [
-        ("duplicate_id", "score_id", "score_id:unique", "@dup"),
-        ("score_range", "pain_nrs", "pain_nrs:range", "11"),
-        ("score_negative", "pain_nrs", "pain_nrs:range", "-1"),
-        ("score_type", "pain_nrs", "pain_nrs:type", "severe"),
-        ("unknown_session", "session_id", "session_id:reference", "@unknown_session"),
-        ("session_missing", "session_id", "session_id:required", "@session_missing"),
-        ("followup_with_session", "session_id", "session_id:consistency", "@followup_with_session"),
-        ("patient_mismatch", "patient_id", "patient_id:consistency", "@patient_mismatch"),
-        ("bad_timestamp", "assessed_at", "assessed_at:type", "2024-01-05T25:00"),
-        ("bad_timestamp_format", "assessed_at", "assessed_at:format", "yesterday"),
-        ("bad_timepoint", "timepoint", "timepoint:allowed_values", "pre"),
-    ],
-    "adverse_events": [
-        ("duplicate_id", "event_id", "event_id:unique", "@dup"),
-        ("unknown_session", "session_id", "session_id:reference", "S999xdeadbeef"),
-        ("bad_event_type", "event_type", "event_type:allowed_values", "seizure"),
-        ("bad_severity", "severity", "severity:allowed_values", "grade 2"),
-        ("bad_boolean", "serious", "serious:type", "Y"),
-        ("bad_action", "action", "action:allowed_values", "stopped"),
-    ],
-    "headache_diary": [
-        ("duplicate_id", "diary_id", "diary_id:unique", "@dup"),
-        ("unknown_patient", "patient_id", "patient_id:reference", "P999xdeadbeef"),
-        ("migraine_gt_headache", "migraine_days", "migraine_days:consistency", "@mgt"),
-        ("headache_range", "headache_days", "headache_days:range", "30"),
-        ("hit6_range", "hit6_score", "hit6_score:range", "20"),
-        ("midas_type", "midas_score", "midas_score:type", "abc"),
-        ("bad_date", "period_end", "period_end:type", "2024-02-31"),
-    ],
-}
-
-
-def _inject(
-    rng: np.random.Generator,
-    table: str,
-    cols: dict[str, pa.Array],
-    batch: np.ndarray,
-    rate: float,
-    clinic_ids: np.ndarray,
-    months: int,
-    batch_ids: np.ndarray,
-    injected: list[dict[str, Any]],
-) -> dict[str, pa.Array]:
-    """Replace values in ``rate`` of the rows so that each breaks exactly one contract rule."""
-    n = len(batch)
-    if n == 0:
-        return cols
-    chosen = np.flatnonzero(rng.random(n) < rate)
-    if len(chosen) == 0:
-        return cols
-    kinds = FAULTS[table]
-    kind_of = rng.integers(0, len(kinds), len(chosen))
-    text = {c: np.asarray(a.to_numpy(zero_copy_only=False), dtype=object) for c, a in cols.items()}
-    orig = {c: v.copy() for c, v in text.items()}
-    is_chosen = np.zeros(n, dtype=bool)
-    is_chosen[chosen] = True
-    starts = np.r_[0, np.flatnonzero(batch[1:] != batch[:-1]) + 1]
-    line = np.arange(n) - starts[np.searchsorted(starts, np.arange(n), side="right") - 1] + 2
-    file_name = f"{table}.csv"
-
-    def record(rows: np.ndarray, kind: str, rule: str) -> None:
-        for r in rows.tolist():
-            injected.append(
-                {
-                    "batch_id": str(batch_ids[batch[r]]),
-                    "file": file_name,
-                    "line": int(line[r]),
-                    "kind": kind,
-                    "rule": rule,
-                }
-            )
-
-    for ki, (kind, col, rule, value) in enumerate(kinds):
-        rows = chosen[kind_of == ki]
-        if len(rows) == 0:
-            continue
-        if value == "@dup":
-            # Copy the key of the previous row of the same batch; that row must be untouched itself.
-            rows = rows[(rows > 0)]
-            rows = rows[(batch[rows - 1] == batch[rows]) & ~is_chosen[rows - 1]]
-            text[col][rows] = orig[col][rows - 1]
-            record(np.union1d(rows, rows - 1), kind, rule)
-            continue
-        if value == "@other_clinic":
-            clinic = (batch[rows] // months + 1) % len(clinic_ids)
-            text[col][rows] = clinic_ids[clinic]
-            if len(clinic_ids) == 1:
-                text[col][rows] = "CLN-999"
-        elif value == "@mgt":
-            head = "baseline_headache_days" if table == "patients" else "headache_days"
-            text[head][rows] = "5"
-            text[col][rows] = "9"
-        elif value == "@stop_missing":
-            text["completed"][rows] = "false"
-            text[col][rows] = None
-        elif value == "@stop_bad":
-            text["completed"][rows] = "false"
-            text[col][rows] = "because"
-        elif value in ("@unknown_session", "@session_missing", "@followup_with_session", "@patient_mismatch"):
-            rows = rows[text["timepoint"][rows] != "followup"]
-            if value == "@unknown_session":
-                text[col][rows] = "S999xdeadbeef"
-            elif value == "@session_missing":
-                text[col][rows] = None
-            elif value == "@followup_with_session":
-                text["timepoint"][rows] = "followup"
-            else:
-                # Another patient of the same batch (an earlier row), so only the pairing is wrong.
-                other = rows - 1
-                ok = other >= 0
-                rows, other = rows[ok], other[ok]
-                ok = (batch[other] == batch[rows]) & (orig["patient_id"][other] != orig["patient_id"][rows])
-                rows, other = rows[ok], other[ok]
-                text[col][rows] = orig["patient_id"][other]
-        else:
-            text[col][rows] = value
-        record(rows, kind, rule)
-    return {c: pa.array(v, type=pa.string()) for c, v in text.items()}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_batches(
-    out: Path,
-    tables: dict[str, tuple[pa.Table, np.ndarray]],
-    clinic_ids: np.ndarray,
-    batch_ids: np.ndarray,
-    start_month: np.datetime64,
-    months: int,
-) -> list[Path]:
-    n_batches = len(clinic_ids) * months
-    bounds = {name: np.searchsorted(b, np.arange(n_batches + 1)) for name, (_, b) in tables.items()}
-    opts = pacsv.WriteOptions(quoting_style="needed")
-    paths = []
-    for c in range(len(clinic_ids)):
-        for m in range(months):
-            bi = c * months + m
-            folder = out / str(batch_ids[bi])
-            folder.mkdir(parents=True, exist_ok=True)
-            files = {}
-            for name, (tbl, _) in tables.items():
-                lo, hi = bounds[name][bi], bounds[name][bi + 1]
-                p = folder / f"{name}.csv"
-                pacsv.write_csv(tbl.slice(lo, hi - lo), p, opts)
-                files[p.name] = {"rows": int(hi - lo), "sha256": _sha256(p)}
-            # Extracted early the next month; clinics a few hours apart so load order is total.
-            extracted = (start_month + m + 1).astype("datetime64[D]") + np.timedelta64(1, "D")
-            extracted_at = f"{extracted}T{6 + c % 12:02d}:{(c // 12) % 60:02d}:00"
-            manifest = {
-                "contract_version": CONTRACT_VERSION,
-                "batch_id": str(batch_ids[bi]),
-                "clinic_id": str(clinic_ids[c]),
-                "extracted_at": extracted_at,
-                "files": files,
-            }
-            (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            paths.append((extracted_at, folder))
-    return [p for _, p in sorted(paths)]
