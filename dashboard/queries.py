@@ -28,8 +28,6 @@ Other rules this module keeps:
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,13 +39,12 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from outcome_registry import access_log
+from outcome_registry import access_log, readonly_sql
 from outcome_registry.access import ROLE_LABELS, Principal, Role, Tier, may_read
 from outcome_registry.errors import RegistryError
 from outcome_registry.paths import RegistryHome
 
 CACHE_TTL_SECONDS = 600
-ANALYST_QUERY_TIMEOUT_SECONDS = 30.0
 QUARANTINE_ROW_LIMIT = 5000
 RECORD_ROW_LIMIT = 5000
 ACCESS_LOG_LIMIT = 10_000
@@ -127,23 +124,7 @@ def file_identity(path: Path) -> FileIdentity | None:
     return FileIdentity(str(path), st_.st_ino, st_.st_mtime_ns, st_.st_size)
 
 
-# --- where the tiers live (SPEC §1) ---------------------------------------------------------------
-
-
-def aggregates_path(home: RegistryHome) -> Path:
-    return home.published_dir / "aggregates.duckdb"
-
-
-def row_level_path(home: RegistryHome) -> Path:
-    return home.published_dir / "registry.duckdb"
-
-
-def clinics_dir(home: RegistryHome) -> Path:
-    return home.published_dir / "clinics"
-
-
-def clinic_path(home: RegistryHome, clinic_id: str) -> Path:
-    return clinics_dir(home) / clinic_id / "clinic.duckdb"
+# --- where the tiers live: RegistryHome (outcome_registry/paths.py) names every file (SPEC §1) --------
 
 
 def restricted_path(home: RegistryHome, name: str) -> Path:
@@ -153,7 +134,7 @@ def restricted_path(home: RegistryHome, name: str) -> Path:
 def published_clinic_ids(home: RegistryHome) -> frozenset[str]:
     """Clinics that have a published clinic file (a reviewer's clinic claim must name one of them)."""
     try:
-        return frozenset(p.parent.name for p in clinics_dir(home).glob("*/clinic.duckdb"))
+        return frozenset(p.parent.name for p in home.clinics_dir.glob("*/clinic.duckdb"))
     except OSError:
         return frozenset()
 
@@ -311,7 +292,7 @@ class QueryLayer:
 
     def marts_path(self) -> Path:
         """The file the outcome pages read: the row-level file (clinic ids) or the aggregate file."""
-        return row_level_path(self.home) if self.reads_row_level else aggregates_path(self.home)
+        return self.home.published_db if self.reads_row_level else self.home.aggregates_db
 
     def marts_identity(self) -> FileIdentity | None:
         """Identity of the file the outcome pages read, or None when nothing is published for this role."""
@@ -322,13 +303,13 @@ class QueryLayer:
         return self._scope(tier, self.marts_path(), "the published outcomes")
 
     def _row_level(self, what: str) -> Scope:
-        return self._scope(Tier.ROW_LEVEL, row_level_path(self.home), what)
+        return self._scope(Tier.ROW_LEVEL, self.home.published_db, what)
 
     def _own_clinic(self, what: str, clinic_id: str | None = None) -> Scope:
         cid = clinic_id or self.principal.clinic_id
         if cid is None:
             raise self._deny(what)
-        return self._scope(Tier.CLINIC, clinic_path(self.home, cid), what, cid)
+        return self._scope(Tier.CLINIC, self.home.clinic_db(cid), what, cid)
 
     def _restricted(self, name: str) -> Scope:
         if name not in RESTRICTED_FILES:
@@ -660,44 +641,15 @@ class QueryLayer:
         """Every table of the row-level file with its columns and descriptions (dbt persists docs)."""
         return self._schema(self._row_level("the row-level schema"))
 
-    def run_sql(self, statement: str, row_limit: int) -> AnalystResult:
-        """Run one statement the guard has vetted on the row-level file; logged with the user.
+    def run_sql(self, sql: str, row_limit: int) -> AnalystResult:
+        """Run one read over the row-level file (and, for staff, the restricted tables) for this principal.
 
-        Not cached: an analyst re-running a query expects it to run. The connection is read-only with
-        external access off as a second wall behind the guard.
+        The registry's one SQL box (``outcome_registry.readonly_sql``, shared with the CLI) vets the
+        statement on DuckDB's parse tree, runs it in a worker process that opens only this role's files,
+        enforces the time, memory and row limits, and writes it to the access log with the user. Not
+        cached: an analyst re-running a query expects it to run.
         """
         if not self.reads_row_level:
             raise self._deny("the SQL query box")
-        ident = file_identity(row_level_path(self.home))
-        if ident is None:
-            raise DataUnavailable("Nothing has been published yet for the SQL query box.")
-        start = time.perf_counter()
-        try:
-            with open_duckdb(ident) as con:
-                timer = threading.Timer(ANALYST_QUERY_TIMEOUT_SECONDS, con.interrupt)
-                timer.start()
-                try:
-                    frame = con.sql(statement).limit(row_limit + 1).df()
-                except duckdb.InterruptException as exc:
-                    raise RegistryError(
-                        f"The query ran longer than {ANALYST_QUERY_TIMEOUT_SECONDS:.0f} s and was stopped. "
-                        "Aggregate in SQL or filter further (the marts are small; fct_sessions is large)."
-                    ) from exc
-                except duckdb.PermissionException as exc:
-                    raise RegistryError(
-                        "The query was refused: it tries to reach files or settings outside the published "
-                        "warehouse, which this query box does not allow."
-                    ) from exc
-                except duckdb.Error as exc:
-                    raise RegistryError(
-                        f"DuckDB could not run the query: {str(exc).splitlines()[0]}"
-                    ) from exc
-                finally:
-                    timer.cancel()
-        except RegistryError as exc:
-            self.log("sql", statement, ok=False, detail=exc.message)
-            raise
-        truncated = len(frame) > row_limit
-        frame = frame.head(row_limit)
-        self.log("sql", statement, rows=len(frame), detail="row limit reached" if truncated else None)
-        return AnalystResult(frame, truncated, time.perf_counter() - start)
+        result = readonly_sql.run_query(self.home, self.principal, sql, limit=row_limit)
+        return AnalystResult(result.frame, result.truncated, result.seconds)

@@ -26,6 +26,7 @@ from outcome_registry.access import (
     ROLE_LABELS,
     Principal,
     Refusal,
+    access_path,
     load_access_config,
     local_operator,
     principal_from_claims,
@@ -125,7 +126,7 @@ def _signed_in_principal(home: RegistryHome) -> Principal:
             st.login()
         st.stop()
     if mapping is None:
-        _LOG.error("No %s: every signed-in user is refused.", home.root / "config" / "access.toml")
+        _LOG.error("No %s: every signed-in user is refused.", access_path(home))
     outcome = principal_from_claims(mapping, user, queries.published_clinic_ids(home))
     if isinstance(outcome, Refusal):
         if not st.session_state.get(_SIGNED_IN_KEY):

@@ -105,7 +105,7 @@ CLINIC_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def access_path(home: RegistryHome) -> Path:
-    return home.root / "config" / ACCESS_FILE
+    return home.config_dir / ACCESS_FILE
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from outcome_registry.access import Principal, Refusal
@@ -24,8 +26,8 @@ MAX_TARGET_CHARS = 20_000  # a pasted query can be long; a log line must stay a 
 COLUMNS = ("logged_at", "user", "role", "clinic_id", "kind", "target", "rows", "ok", "detail")
 
 
-def log_path(home: RegistryHome):
-    return home.state_dir / "access_log.jsonl"
+def log_path(home: RegistryHome) -> Path:
+    return home.access_log
 
 
 def record(

@@ -34,12 +34,8 @@ _OPTIONAL = ("name", "client_kwargs")
 DEFAULT_SCOPE = "openid profile email"
 
 
-def config_dir(home: RegistryHome) -> Path:
-    return home.root / "config"
-
-
 def auth_path(home: RegistryHome) -> Path:
-    return config_dir(home) / AUTH_FILE
+    return home.config_dir / AUTH_FILE
 
 
 def runtime_dir(home: RegistryHome) -> Path:
@@ -195,5 +191,5 @@ def check_bind(home: RegistryHome, address: str) -> None:
         f"Refusing to serve the dashboard on {address}: without an identity provider it runs as the "
         "local operator with registry-staff rights, so it only listens on 127.0.0.1. To serve other "
         f"machines, configure sign-in in {auth_path(home)} and the role mapping in "
-        f"{config_dir(home) / 'access.toml'} (docs/ACCESS.md), or use --address 127.0.0.1."
+        f"{home.config_dir / 'access.toml'} (docs/ACCESS.md), or use --address 127.0.0.1."
     )

@@ -10,8 +10,8 @@ import streamlit as st
 from dashboard import session, ui
 from dashboard.format import csv_export, dates_as_dates, suppressed_as_text
 from dashboard.queries import QueryLayer
+from outcome_registry import readonly_sql
 from outcome_registry.errors import RegistryError
-from outcome_registry.sql_guard import check_query
 
 EXAMPLE = (
     "SELECT month, clinic_id, clinic_code, n_courses, n_courses_flag, responder_30_rate\n"
@@ -20,7 +20,7 @@ EXAMPLE = (
     "ORDER BY month DESC, clinic_id\n"
     "LIMIT 20"
 )
-MAX_ROWS = 100_000
+MAX_ROWS = readonly_sql.MAX_ROWS
 
 
 def schema_panel(q: QueryLayer) -> None:
@@ -40,25 +40,24 @@ def schema_panel(q: QueryLayer) -> None:
 
 
 def query_panel(q: QueryLayer) -> None:
+    restricted = (
+        " Staff can also read the restricted tables (`restricted.quarantine`, …)."
+        if q.principal.is_staff
+        else ""
+    )
     st.caption("One SELECT, WITH, DESCRIBE or SHOW statement over the published tables (schema `main`). "
-               "Writes, ATTACH, COPY, PRAGMA, SET, INSTALL/LOAD and file-reading functions are refused. "
-               "Suppressed figures (their `_flag` column selected too) show `<11`. Every query is logged "
-               "with your name.")  # fmt: skip
+               "Writes, ATTACH, COPY, PRAGMA, SET, INSTALL/LOAD and file-reading functions are refused; a "
+               f"query stops after {readonly_sql.QUERY_TIMEOUT_SECONDS:.0f} s. Suppressed figures (their `_flag` "
+               f"column selected too) show `<11`. Every query is logged with your name.{restricted}")  # fmt: skip
     sql = st.text_area("Query", EXAMPLE, height=180, key="sql_text")
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
     limit = c1.number_input("Row limit", min_value=1, max_value=MAX_ROWS, value=1000, step=100)
     if c2.button("Run query", type="primary"):
         st.session_state.pop("sql_result", None)
-        try:
-            statement = check_query(sql or "")
+        try:  # vetted, run and logged (also when refused) by the registry's one SQL box
+            st.session_state["sql_result"] = (sql, q.run_sql(sql or "", int(limit)))
         except RegistryError as exc:
-            q.log("sql", sql or "", ok=False, detail=exc.message)
             st.session_state["sql_result"] = (sql, exc.message)
-        else:
-            try:
-                st.session_state["sql_result"] = (statement, q.run_sql(statement, int(limit)))
-            except RegistryError as exc:  # logged by the query layer
-                st.session_state["sql_result"] = (sql, exc.message)
     outcome = st.session_state.get("sql_result")
     if outcome is None:
         return

@@ -17,6 +17,7 @@ from dashboard import queries
 from dashboard.queries import AccessDenied, QueryLayer, Scope
 from outcome_registry import access_log
 from outcome_registry.access import Principal, Role
+from outcome_registry.errors import RegistryError
 from outcome_registry.paths import RegistryHome
 
 READER = Principal("rita@x", Role.REPORT_READER, None, "Rita")
@@ -162,12 +163,12 @@ def test_sql_is_logged_with_user_text_and_rows(home):
     q = QueryLayer(home, ANALYST)
     result = q.run_sql("select clinic_id, count(*) as n from fct_courses group by 1 order by 1", 2)
     assert result.frame["n"].tolist() == [3, 2] and result.truncated
-    with pytest.raises(Exception, match="DuckDB could not run the query"):
+    with pytest.raises(RegistryError, match="not a published table"):
         q.run_sql("select * from no_such_table", 10)
     log = _log(home).iloc[::-1]  # oldest first
     assert log["kind"].tolist() == ["sql", "sql"]
     assert log["target"].iloc[0].startswith("select clinic_id, count(*)")
-    assert log["rows"].tolist()[0] == 2 and log["detail"].iloc[0] == "row limit reached"
+    assert log["rows"].tolist()[0] == 2 and log["detail"].iloc[0] == "row cap reached"
     assert log["ok"].tolist() == [True, False] and log["user"].unique().tolist() == ["ann@uni"]
 
 
