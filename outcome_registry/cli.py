@@ -81,6 +81,16 @@ def generate(
     months: Annotated[int, typer.Option(help="Months of extracts, one batch per clinic per month.")] = 24,
     start: Annotated[str, typer.Option(help="First extract month, YYYY-MM.")] = "2024-01",
     faults: Annotated[float, typer.Option(help="Share of rows given a contract violation (0..1).")] = 0.0,
+    small_clinics: Annotated[
+        int, typer.Option(help="Extra clinics with only a few patients each (small-cell tests).")
+    ] = 0,
+    demo_issues: Annotated[
+        bool,
+        typer.Option(
+            "--demo-issues",
+            help="Also write a few faulty rows and one batch the privacy guard refuses (for the demo).",
+        ),
+    ] = False,
 ) -> None:
     """Write contract-valid demo batches (with manifests) for testing and demos."""
     from outcome_registry import generate as gen
@@ -99,8 +109,10 @@ def generate(
             faults=faults,
             start=start,
             months=months,
+            small_clinics=small_clinics,
+            demo_issues=demo_issues,
         )
-    console.print(f"wrote {len(batches)} batches to {out}")
+    console.print(f"wrote {len(batches)} batches to {safe(out)}", highlight=False)
 
 
 def _ingest(home: RegistryHome, batches: list[Path]) -> bool:
@@ -160,6 +172,31 @@ def ingest_cmd(
     """Load batches: manifest check, privacy guard, row checks (bad rows go to quarantine)."""
     if not _ingest(_home(), batches):
         raise typer.Exit(3)
+
+
+@app.command()
+def withdraw(
+    patient: Annotated[str, typer.Option("--patient", help="The patient_id whose consent was withdrawn.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why (plain text, no names or contact details; kept in the audit).")
+    ] = None,
+    compact: Annotated[
+        bool,
+        typer.Option(
+            "--compact/--no-compact",
+            help="Rewrite the store afterwards so no free page keeps the deleted values (default).",
+        ),
+    ] = True,
+) -> None:
+    """Withdraw a patient: delete their rows from every batch, audited (the id is kept only as a salted hash).
+
+    Later batches that send the patient again have those rows quarantined. The published warehouse
+    changes at the next build.
+    """
+    from outcome_registry.withdraw import withdraw as withdraw_patient
+
+    result = withdraw_patient(_home(), patient, reason=reason, compact=compact)
+    console.print(safe(result.message), soft_wrap=True, highlight=False)
 
 
 FullRefreshOpt = Annotated[
@@ -396,9 +433,12 @@ def entry() -> None:
     except Exception as e:  # noqa: BLE001 - last line of defence: say what happened without a traceback
         import click
 
-        if isinstance(e, click.ClickException):
+        # Usage errors (a bad option value, a missing argument): Typer vendors its own copy of click.
+        if isinstance(
+            e, click.ClickException | getattr(typer, "TyperException", click.ClickException)
+        ) and hasattr(e, "show"):
             e.show()
-            sys.exit(e.exit_code)
+            sys.exit(getattr(e, "exit_code", 2))
         if os.environ.get("REGISTRY_DEBUG"):
             raise
         if is_os_level(e):  # a full disk, a permission: the operator can act on it
