@@ -47,10 +47,14 @@ def rate_trend(df: pd.DataFrame, series: tuple[tuple[str, str, str, str], ...], 
                 {
                     "month": _month(df),
                     "series": name,
-                    "rate": [shown_value(r, rate) for r in records],
+                    "rate": pd.Series([shown_value(r, rate) for r in records], dtype="float64"),
                     # A band is drawn only where the rate is drawn too.
-                    "low": [None if hidden(r, rate) else shown_value(r, low) for r in records],
-                    "high": [None if hidden(r, rate) else shown_value(r, high) for r in records],
+                    "low": pd.Series(
+                        [None if hidden(r, rate) else shown_value(r, low) for r in records], dtype="float64"
+                    ),
+                    "high": pd.Series(
+                        [None if hidden(r, rate) else shown_value(r, high) for r in records], dtype="float64"
+                    ),
                     "value": [cell(r, rate, "pct") for r in records],
                     "ci": [ci_cell(r, low, high) for r in records],
                 }
