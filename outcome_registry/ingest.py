@@ -500,6 +500,12 @@ class _Ingest:
     def _check_row_counts(self) -> None:
         sql = " UNION ALL ".join(f"SELECT _file, count(*) FROM src_{t} GROUP BY _file" for t in TABLES)
         counts = dict(self.con.execute(sql).fetchall())
+        self.table_rows = {
+            t: sum(
+                counts.get(str(f.path), 0) for m in self.members for tt, f in m.batch.files.items() if tt == t
+            )
+            for t in TABLES
+        }
         for path, (m, f) in self._file_of().items():
             n = counts.get(path, 0)
             if n != f.rows and m.refusal is None:
@@ -595,13 +601,18 @@ class _Ingest:
             if parent == "patients" and self.salt is not None
             else ""
         )
+        # Registry keys: only those this round refers to when the registry is the bigger side; else all
+        # of them (cheaper than collecting the referred keys first, e.g. on a first load).
+        n_registry = con.execute(f"SELECT count(*) FROM raw.{parent}").fetchall()[0][0]
+        n_children = sum(self.table_rows.get(child, 0) for child, _ in CHILDREN[parent])
+        only_wanted = f" WHERE r.{k} IN (SELECT key FROM wanted)" if n_registry > n_children else ""
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE ref_{parent} AS WITH wanted AS ({wanted}) "
             "SELECT key, min(min_new) AS min_new, max(reg_max) AS reg_max, bool_or(wd) AS withdrawn FROM ("
             f"SELECT x_{pt.key} AS key, CASE WHEN len(_rules) = 0 THEN _pos END AS min_new, NULL::BIGINT AS reg_max, "
             f"false AS wd FROM chk_{parent} WHERE x_{pt.key} IS NOT NULL "
             f"UNION ALL SELECT r.{k}, NULL, coalesce(g.gone_at, {NEVER}), false FROM raw.{parent} r "
-            f"LEFT JOIN reg_gone g ON g.batch_id = r._batch_id WHERE r.{k} IN (SELECT key FROM wanted)"
+            f"LEFT JOIN reg_gone g ON g.batch_id = r._batch_id{only_wanted}"
             f"{withdrawn}) GROUP BY key"
         )
         con.execute(
@@ -619,7 +630,7 @@ class _Ingest:
         """
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE sess_patient AS WITH same AS ("
-            "SELECT _pos, x_session_id AS session_id, CASE WHEN count(DISTINCT x_patient_id) = 1 "
+            "SELECT _pos, x_session_id AS session_id, CASE WHEN min(x_patient_id) = max(x_patient_id) "
             "THEN min(x_patient_id) END AS patient_id FROM chk_infusion_sessions WHERE x_session_id IS NOT NULL "
             "GROUP BY ALL), "
             "named AS (SELECT DISTINCT fi.pos AS _pos, s.session_id "

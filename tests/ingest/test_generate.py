@@ -186,3 +186,34 @@ def test_rerun_into_the_same_folder_leaves_no_stale_batches(tmp_path: Path) -> N
     batch_dirs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert batch_dirs == sorted(p.name for p in paths) and len(batch_dirs) == 4
     assert not (tmp_path / "faults.json").exists() and (tmp_path / "keep.txt").exists()
+
+
+def test_tiny_clinics_for_privacy_tests(tmp_path: Path) -> None:
+    generate(tmp_path, patients=100, clinics=3, months=3, seed=5, small_clinics=3)
+    summary = read_summary(tmp_path)
+    tiny = summary["tiny_clinics"]
+    assert sorted(tiny) == ["CLN-004", "CLN-005", "CLN-006"] and all(1 <= n <= 5 for n in tiny.values())
+    con = duckdb.connect()
+    per_clinic = dict(
+        con.execute(
+            f"SELECT clinic_id, count(*) FROM read_csv('{tmp_path}/*/patients.csv', header = true, "
+            "all_varchar = true) GROUP BY 1"
+        ).fetchall()
+    )
+    assert {c: per_clinic.get(c, 0) for c in tiny} == tiny
+    assert sum(per_clinic.values()) == 100 == summary["patients"]
+
+
+def test_demo_issues_give_a_few_quarantined_rows_and_one_refused_batch(home, tmp_path: Path) -> None:
+    plain = generate(tmp_path / "plain", patients=150, clinics=3, months=4, seed=8)
+    demo = generate(tmp_path / "demo", patients=150, clinics=3, months=4, seed=8, demo_issues=True)
+    assert [p.name for p in demo] == [p.name for p in plain]  # the refused batch is extra, not returned
+    summary = read_summary(tmp_path / "demo")
+    refused_name = summary["refused_demo_batch"]
+    assert refused_name.endswith("-resent-with-an-email-address") and 0 < summary["faults"] < 20
+
+    results = ingest_paths(home, [tmp_path / "demo"])
+    statuses = [(r.source_name, r.status, r.reason_code) for r in results if r.status == "refused"]
+    assert statuses == [(refused_name, "refused", "identifier")]
+    assert 0 < query(home, "SELECT count(*) FROM meta.quarantine")[0][0] < 100
+    assert query(home, "SELECT count(*) FROM meta.batches")[0][0] == len(demo)
