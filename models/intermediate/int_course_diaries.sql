@@ -1,8 +1,11 @@
 -- Migraine-day response and disability per course (CONTRACT.md §3).
---   after  = the first diary (earliest period_end) 28-84 days after the course's last session;
+--   after  = the first diary (earliest period_end) var('diary_window_days') (28-84) days after the course's
+--            last session;
 --   before = the latest diary with period_end on or before the course's first session.
 -- mmd_change = after.migraine_days - patient's baseline_migraine_days; mmd_responder_50 = reduction of
--- at least 50 % of the baseline (null when the baseline is 0 or missing, or there is no such diary).
+-- at least var('mmd_responder_pct') (50) % of the baseline (null when the baseline is 0 or missing, or
+-- there is no such diary).
+{%- set window = var('diary_window_days') %}
 with courses as (
     select
         course_id,
@@ -36,8 +39,8 @@ after_course as (
     inner join diary
         on
             courses.patient_id = diary.patient_id
-            and diary.period_end >= {{ dbt.dateadd('day', 28, 'courses.last_session_date') }}
-            and diary.period_end <= {{ dbt.dateadd('day', 84, 'courses.last_session_date') }}
+            and diary.period_end >= {{ dbt.dateadd('day', window[0], 'courses.last_session_date') }}
+            and diary.period_end <= {{ dbt.dateadd('day', window[1], 'courses.last_session_date') }}
 ),
 
 before_course as (
@@ -75,7 +78,7 @@ select
     mmd_followup - mmd_baseline as mmd_change,
     case
         when mmd_baseline > 0 and mmd_followup is not null
-            then 2 * (mmd_baseline - mmd_followup) >= mmd_baseline
+            then {{ reduction_at_least('mmd_baseline', 'mmd_followup', var('mmd_responder_pct')) }}
     end as mmd_responder_50,
     midas_before,
     midas_after,

@@ -1,5 +1,6 @@
--- Follow-up pain at 1 / 4 / 12 weeks (CONTRACT.md §3): the followup score whose date lies 4-10 / 21-35 /
--- 70-98 days after the course's last session date, nearest to day 7 / 28 / 84, earliest on a tie.
+-- Follow-up pain at 1 / 4 / 12 weeks (CONTRACT.md §3): the followup score whose date lies in the window of
+-- var followup_windows (4-10 / 21-35 / 70-98 days after the course's last session date), nearest to its
+-- target day (7 / 28 / 84), earliest on a tie.
 with courses as (
     select
         course_id,
@@ -13,23 +14,17 @@ scores as (
 ),
 
 windows as (
-    select
-        '1w' as window_name,
-        4 as min_day,
-        10 as max_day,
-        7 as target_day
-    union all
-    select
-        '4w',
-        21,
-        35,
-        28
-    union all
-    select
-        '12w',
-        70,
-        98,
-        84
+    -- var followup_windows: name -> [first day, last day, target day]
+    {%- for name, w in var('followup_windows').items() %}
+        select
+            '{{ name }}' as window_name,
+            {{ w[0] }} as min_day,
+            {{ w[1] }} as max_day,
+            {{ w[2] }} as target_day
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
+    {%- endfor %}
 ),
 
 course_scores as (
@@ -70,9 +65,9 @@ late as (
 
 select
     courses.course_id,
-    max(case when candidates.window_name = '1w' then candidates.pain_nrs end) as followup_1w_pain,
-    max(case when candidates.window_name = '4w' then candidates.pain_nrs end) as followup_4w_pain,
-    max(case when candidates.window_name = '12w' then candidates.pain_nrs end) as followup_12w_pain,
+    {%- for name in var('followup_windows') %}
+        max(case when candidates.window_name = '{{ name }}' then candidates.pain_nrs end) as followup_{{ name }}_pain,
+    {%- endfor %}
     coalesce(max(late.any_late), 0) = 1 as flag_followup_late
 from courses
 left join candidates on courses.course_id = candidates.course_id and candidates.pick_rank = 1

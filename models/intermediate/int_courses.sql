@@ -74,15 +74,18 @@ select
     end as course_relief_pct,
     case
         when courses.baseline_pain > 0 and courses.end_pain is not null
-            then {{ reduction_at_least('courses.baseline_pain', 'courses.end_pain', 30) }}
+            then {{ reduction_at_least('courses.baseline_pain', 'courses.end_pain',
+                var('responder_relief_pct')['responder_30']) }}
     end as responder_30,
     case
         when courses.baseline_pain > 0 and courses.end_pain is not null
-            then {{ reduction_at_least('courses.baseline_pain', 'courses.end_pain', 50) }}
+            then {{ reduction_at_least('courses.baseline_pain', 'courses.end_pain',
+                var('responder_relief_pct')['responder_50']) }}
     end as responder_50,
     case
         when courses.baseline_pain is not null and courses.end_pain is not null
-            then cast(courses.baseline_pain as decimal(18, 6)) - cast(courses.end_pain as decimal(18, 6)) >= 2
+            then cast(courses.baseline_pain as decimal(18, 6)) - cast(courses.end_pain as decimal(18, 6))
+                >= {{ var('responder_points') }}
     end as responder_2pt,
     courses.next_course_first_date,
     cast({{ days_between('courses.last_session_date',

@@ -1,5 +1,5 @@
 -- Follow-up pain scores with the patient's latest session on or before the score's date, and the §5
--- flag for a follow-up more than 365 days after that session.
+-- flag for a follow-up more than var('followup_late_days') (365) days after that session.
 with scores as (
     select
         score_id,
@@ -53,6 +53,6 @@ select
     with_gap.course_id as preceding_course_id,
     with_gap.session_date as preceding_session_date,
     with_gap.days_after_session,
-    coalesce(with_gap.days_after_session > 365, false) as flag_followup_late
+    coalesce(with_gap.days_after_session > {{ var('followup_late_days') }}, false) as flag_followup_late
 from scores
 left join with_gap on scores.score_id = with_gap.score_id

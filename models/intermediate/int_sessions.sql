@@ -109,8 +109,8 @@ select
     age_band,
     cast(n_adverse_events as integer) as n_adverse_events,
     cast(n_serious_adverse_events as integer) as n_serious_adverse_events,
-    -- §5: above the consensus-guideline IV range of 2 mg/kg/h.
-    coalesce(dose_mg_per_kg_per_h > 2, false) as flag_iv_rate_high,
+    -- §5: above the consensus-guideline IV range (var iv_rate_limit_mg_per_kg_per_h, 2 mg/kg/h).
+    coalesce(dose_mg_per_kg_per_h > {{ var('iv_rate_limit_mg_per_kg_per_h') }}, false) as flag_iv_rate_high,
     -- §5: a G43.E* code did not exist before 2023-10-01 (code_valid_from in the diagnosis_groups seed).
     coalesce(session_date < diagnosis_code_valid_from, false) as flag_g43e_before_2023_10,
     n_sessions_same_day > 1 as flag_multiple_sessions_same_day,

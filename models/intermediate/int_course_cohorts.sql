@@ -1,15 +1,18 @@
 -- Course x cohort, driven purely by the seed cohort_definitions: a course is in a cohort when every
--- non-null criterion equals the course's attribute. Published.
+-- non-null criterion equals the course's attribute. A course without an age band (no birth year) or a
+-- dose band (no weight) has the attribute 'unknown', so that the age-band and dose-band families, like
+-- every family, hold each course exactly once (a data test checks it).
 with courses as (
     select
         course_id,
         patient_id,
         course_number,
+        clinic_id,
         route,
         setting,
         diagnosis_group,
-        age_band,
-        dose_band
+        coalesce(age_band, 'unknown') as age_band,
+        coalesce(dose_band, 'unknown') as dose_band
     from {{ ref('int_courses') }}
 ),
 
@@ -21,7 +24,9 @@ select
     courses.course_id,
     courses.patient_id,
     courses.course_number,
-    cohorts.cohort_id
+    courses.clinic_id,
+    cohorts.cohort_id,
+    cohorts.cohort_family
 from courses
 inner join cohorts
     on (cohorts.route is null or courses.route = cohorts.route)

@@ -1,4 +1,6 @@
--- One row per treatment course, keyed by patient_id + course_number (CONTRACT.md §3-§4). Published.
+-- One row per treatment course with every course outcome of CONTRACT.md §3: the course itself
+-- (int_courses), its follow-up pain (int_course_followup) and its diaries (int_course_diaries). fct_courses
+-- publishes it; the outcome cube counts it.
 with courses as (
     select * from {{ ref('int_courses') }}
 ),
@@ -35,10 +37,11 @@ select
     followup.followup_1w_pain,
     followup.followup_4w_pain,
     followup.followup_12w_pain,
+    -- 4-week pain at least var('sustained_relief_pct') (30) % below baseline, i.e. <= 0.7 x baseline
     case
         when followup.followup_4w_pain is not null and courses.baseline_pain is not null
-            then cast(followup.followup_4w_pain as decimal(18, 6)) * 10
-                <= cast(courses.baseline_pain as decimal(18, 6)) * 7
+            then {{ reduction_at_least('courses.baseline_pain', 'followup.followup_4w_pain',
+                var('sustained_relief_pct')) }}
     end as sustained_30_at_4w,
     courses.next_course_first_date,
     courses.days_to_retreatment,

@@ -1,8 +1,9 @@
 -- Load audit per batch and file, with the batch's clinic and a balance check
--- (rows_received = rows_loaded + rows_quarantined). Published.
+-- (rows_received = rows_loaded + rows_quarantined). Published (restricted tier: registry staff only).
 select
     audit.batch_id,
     batches.clinic_id,
+    clinics.clinic_code,
     batches.extracted_at,
     audit.file_name,
     audit.table_name,
@@ -14,3 +15,4 @@ select
     audit.loaded_at
 from {{ ref('stg_registry__load_audit') }} as audit
 left join {{ ref('stg_registry__batches') }} as batches on audit.batch_id = batches.batch_id
+left join {{ ref('int_clinics') }} as clinics on batches.clinic_id = clinics.clinic_id

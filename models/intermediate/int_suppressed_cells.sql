@@ -1,0 +1,6 @@
+{{ config(materialized='suppressed_cells', groups_model='int_suppression_groups') }}
+-- depends_on: {{ ref('int_suppression_groups') }}
+-- Every cell of the cube with its final state: is_hidden (the small-cell rule, hidden_pass 0, or a
+-- complement, hidden_pass n) after complementary suppression has reached a fixed point (materialization
+-- suppressed_cells, macros/suppression/). Virtual cells are never published (is_hidden is false for them).
+select * from {{ ref('int_suppression_cells') }}

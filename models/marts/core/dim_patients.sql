@@ -1,0 +1,16 @@
+-- One row per patient; no birth year leaves the warehouse (age band at enrolment instead). Published
+-- (row-level tier).
+select
+    patients.patient_id,
+    patients.clinic_id,
+    clinics.clinic_code,
+    patients.sex,
+    patients.diagnosis_code,
+    patients.diagnosis_group,
+    patients.age_band_at_enrolment as age_band,
+    patients.baseline_headache_days,
+    patients.baseline_migraine_days,
+    patients.prior_preventive_failures,
+    patients.enrolled_on
+from {{ ref('int_patients') }} as patients
+left join {{ ref('int_clinics') }} as clinics on patients.clinic_id = clinics.clinic_id
