@@ -422,21 +422,43 @@ FIGURES = (
     "n_courses",
     "n_sessions",
     "n_evaluable_30",
+    "n_responder_30",
     "responder_30_rate",
     "responder_30_ci_low",
     "responder_30_ci_high",
     "n_evaluable_50",
+    "n_responder_50",
     "responder_50_rate",
     "responder_50_ci_low",
     "responder_50_ci_high",
     "n_evaluable_2pt",
+    "n_responder_2pt",
     "responder_2pt_rate",
     "mean_relief_pct",
     "n_adverse_events",
     "ae_per_100_sessions",
+    "n_sessions_with_ae",
     "share_sessions_with_ae",
     "n_serious_adverse_events",
 )
+# Figures computed from two counts: figure -> (numerator, denominator); a mean has no numerator count.
+RATIOS = {
+    "responder_30_rate": ("n_responder_30", "n_evaluable_30"),
+    "responder_30_ci_low": ("n_responder_30", "n_evaluable_30"),
+    "responder_30_ci_high": ("n_responder_30", "n_evaluable_30"),
+    "responder_50_rate": ("n_responder_50", "n_evaluable_50"),
+    "responder_50_ci_low": ("n_responder_50", "n_evaluable_50"),
+    "responder_50_ci_high": ("n_responder_50", "n_evaluable_50"),
+    "responder_2pt_rate": ("n_responder_2pt", "n_evaluable_2pt"),
+    "mean_relief_pct": (None, "n_evaluable_30"),
+    "ae_per_100_sessions": ("n_adverse_events", "n_sessions"),
+    "share_sessions_with_ae": ("n_sessions_with_ae", "n_sessions"),
+}
+
+
+def small(n: int | None) -> bool:
+    """A count the small-cell rule hides (CONTRACT.md §4: 1–10; 0 may be shown)."""
+    return n is not None and 1 <= n <= SMALL_CELL_MAX
 
 
 def _cell(sessions: list[Row], courses: list[Row]) -> Row:
@@ -445,6 +467,7 @@ def _cell(sessions: list[Row], courses: list[Row]) -> Row:
     for k in ("30", "50", "2pt"):
         vals = [c[f"responder_{k}"] for c in courses if c[f"responder_{k}"] is not None]
         cell[f"n_evaluable_{k}"] = len(vals)
+        cell[f"n_responder_{k}"] = sum(vals)
         cell[f"responder_{k}_rate"] = sum(vals) / len(vals) if vals else None
         if k != "2pt":
             cell[f"responder_{k}_ci_low"], cell[f"responder_{k}_ci_high"] = wilson(sum(vals), len(vals))
@@ -453,15 +476,31 @@ def _cell(sessions: list[Row], courses: list[Row]) -> Row:
     n_ae = sum(s["n_adverse_events"] for s in sessions)
     cell["n_adverse_events"] = n_ae
     cell["ae_per_100_sessions"] = 100 * n_ae / len(sessions) if sessions else None
-    cell["share_sessions_with_ae"] = (
-        sum(1 for s in sessions if s["n_adverse_events"] > 0) / len(sessions) if sessions else None
-    )
+    cell["n_sessions_with_ae"] = sum(1 for s in sessions if s["n_adverse_events"] > 0)
+    cell["share_sessions_with_ae"] = cell["n_sessions_with_ae"] / len(sessions) if sessions else None
     cell["n_serious_adverse_events"] = sum(s["n_serious_adverse_events"] for s in sessions)
     return cell
 
 
+def must_hide(cell: Row) -> set[str]:
+    """The figures of a monthly cell that the small-cell rule alone hides (SPEC §3 rules 1 and 2): a count of
+    1–10; every figure of a row of 1–10 patients; a rate or mean whose numerator or denominator is hidden, or
+    whose complement (denominator − numerator) is 1–10. Complementary suppression may hide more: which cells
+    it picks is the engine's choice, checked by the disclosure audit, not here."""
+    if small(cell["n_patients"]):
+        return set(FIGURES)
+    hidden = {f for f in FIGURES if f.startswith("n_") and small(cell[f])}
+    for fig, (num, den) in RATIOS.items():
+        parts = [p for p in (num, den) if p]
+        if any(p in hidden for p in parts) or (num and small(cell[den] - cell[num])):
+            hidden.add(fig)
+    return hidden
+
+
 def monthly_all(sessions: dict[str, Row], courses: dict[str, Row]) -> dict[tuple[date, str], Row]:
-    """Cohort 'all' of mart_monthly_outcomes by (month, clinic_id), clinic 'ALL' for the registry."""
+    """Cohort 'all' of mart_monthly_outcomes by (month, clinic_id), clinic 'ALL' for the registry, before
+    suppression; ``must_hide`` holds the figures the small-cell rule hides, ``is_small`` whether the row
+    describes 1–10 patients."""
     s_cells: dict[tuple[date, str], list[Row]] = defaultdict(list)
     c_cells: dict[tuple[date, str], list[Row]] = defaultdict(list)
     for s in sessions.values():
@@ -473,25 +512,8 @@ def monthly_all(sessions: dict[str, Row], courses: dict[str, Row]) -> dict[tuple
     out: dict[tuple[date, str], Row] = {}
     for key in set(s_cells) | set(c_cells):
         cell = _cell(s_cells.get(key, []), c_cells.get(key, []))
-        small = 1 <= cell["n_patients"] <= SMALL_CELL_MAX
-        cell["is_suppressed"] = small
-        cell["suppression_reason"] = "small_cell" if small else None
+        cell["must_hide"] = must_hide(cell)
+        cell["is_small"] = small(cell["n_patients"])
         cell["month"], cell["clinic_id"] = key
         out[key] = cell
-    # Complementary suppression: one hidden clinic beside a shown registry total could be recovered by
-    # subtraction, so hide the next-smallest clinic of that month as well.
-    for month in {m for m, _ in out}:
-        total = out.get((month, "ALL"))
-        clinics = [r for (m, c), r in out.items() if m == month and c != "ALL"]
-        if total is None or total["is_suppressed"]:
-            continue
-        if sum(r["is_suppressed"] for r in clinics) == 1:
-            shown = [r for r in clinics if not r["is_suppressed"]]
-            if shown:
-                victim = min(shown, key=lambda r: (r["n_patients"], r["clinic_id"]))
-                victim["is_suppressed"], victim["suppression_reason"] = True, "complementary"
-    for r in out.values():
-        if r["is_suppressed"]:
-            for f in FIGURES:
-                r[f] = None
     return out

@@ -75,6 +75,7 @@ COLUMNS = {
 RETREAT_DAYS = [31, 35, 40, 40, 52, 60, 75, 90]
 CLINIC_SIZES = {"CLN-A": 12, "CLN-B": 3, "CLN-C": 11}
 RESPONDERS = {"CLN-A": 9, "CLN-B": 2, "CLN-C": 5}
+PSEUDONYMS = {"CLN-A": "Clinic KQ7", "CLN-B": "Clinic HX3", "CLN-C": "Clinic TP9", "CLN-D": "Clinic MW4"}
 
 
 @dataclass
@@ -190,6 +191,17 @@ def load_batch(home: RegistryHome, batch: Batch, load_seq: int) -> None:
                 "rows_quarantined, load_seq, loaded_at) values (?, ?, ?, ?, ?, 0, ?, ?)",
                 [batch.batch_id, f"{table}.csv", table, len(rows), len(rows), load_seq, batch.extracted_at],
             )
+        # ingestion gives a clinic its pseudonym with its first batch (random there; fixed here)
+        con.execute(
+            "insert into meta.clinic_pseudonyms select ?, ?, ? where not exists "
+            "(select 1 from meta.clinic_pseudonyms where clinic_id = ?)",
+            [
+                batch.clinic_id,
+                PSEUDONYMS.get(batch.clinic_id, f"Clinic {batch.clinic_id}"),
+                batch.extracted_at,
+                batch.clinic_id,
+            ],
+        )
         con.execute(
             "insert or replace into meta.batches (batch_id, clinic_id, extracted_at, contract_version, "
             "content_sha256, load_seq, loaded_at, source_name, n_files) values (?, ?, ?, 1, 'x', ?, ?, ?, 5)",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 import duckdb
 import pytest
-from dbt_registry_data import CLINIC_SIZES, RETREAT_DAYS, all_batches, reference_courses
+from dbt_registry_data import RETREAT_DAYS, all_batches, reference_courses
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +24,6 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> dict[str, Any
     found = rows(con, sql, *params)
     assert len(found) == 1, found
     return found[0]
-
-
-def wilson(x: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval, written out independently of the SQL macro."""
-    p = x / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 # --- courses -----------------------------------------------------------------------------------------
@@ -156,25 +147,24 @@ def test_fct_courses_equals_an_independent_python_computation(wh):
 # --- monthly outcomes and suppression --------------------------------------------------------------
 
 
-def test_monthly_outcomes_clinic_row_hand_worked(wh):
+def test_outcome_cube_clinic_row_hand_worked(wh):
+    # The unsuppressed cube: CLN-A in March 2024, 12 patients with one session each; 9 go from 8 to 4
+    # (relief 0.5: responders at 30 % and 50 % and by 2 points), 3 from 8 to 7 (0.125); even-numbered
+    # patients have a dissociation event.
     a = one(
         wh,
-        "select * from marts.mart_monthly_outcomes "
-        "where month = '2024-03-01' and clinic_id = 'CLN-A' and cohort_id = 'all'",
+        "select * from intermediate.int_outcome_cube where period_type = 'month' "
+        "and period_start = '2024-03-01' and clinic_id = 'CLN-A' and cohort_id = 'all'",
     )
     assert (a["n_patients"], a["n_courses"], a["n_sessions"], a["n_evaluable_30"]) == (12, 12, 12, 12)
-    assert (
-        a["responder_30_rate"] == 0.75 and a["responder_50_rate"] == 0.75 and a["responder_2pt_rate"] == 0.75
+    assert (a["n_responder_30"], a["n_responder_50"], a["n_responder_2pt"], a["n_evaluable_2pt"]) == (
+        9,
+        9,
+        9,
+        12,
     )
-    low, high = wilson(9, 12)
-    assert a["responder_30_ci_low"] == pytest.approx(low, abs=1e-6)
-    assert a["responder_30_ci_high"] == pytest.approx(high, abs=1e-6)
-    assert a["responder_30_ci_low"] == pytest.approx(0.4677, abs=1e-4)  # by hand
-    assert a["responder_30_ci_high"] == pytest.approx(0.9111, abs=1e-4)
-    assert a["mean_relief_pct"] == pytest.approx((9 * 0.5 + 3 * 0.125) / 12)
-    assert a["n_adverse_events"] == 6 and a["ae_per_100_sessions"] == 50.0  # patients 2, 4, ..., 12
-    assert a["share_sessions_with_ae"] == 0.5
-    assert a["is_suppressed"] is False and a["suppression_reason"] is None
+    assert a["sum_relief_pct"] == pytest.approx(9 * 0.5 + 3 * 0.125)
+    assert (a["n_adverse_events"], a["n_sessions_with_ae"], a["n_serious_adverse_events"]) == (6, 6, 0)
 
 
 def test_small_cell_and_complementary_suppression(wh):
@@ -186,36 +176,48 @@ def test_small_cell_and_complementary_suppression(wh):
     }
     assert set(got) == {"ALL", "CLN-A", "CLN-B", "CLN-C"}
     assert got["CLN-B"]["suppression_reason"] == "small_cell"  # 3 patients
-    # 11 patients would be shown, but CLN-C is the next-smallest clinic: ALL - A would reveal B alone.
-    assert got["CLN-C"]["suppression_reason"] == "complementary"
-    for clinic in ("CLN-B", "CLN-C"):
+    # A clinic knows its own figures: beside a shown total, one or two hidden clinics would give each other
+    # away, so both other clinics (A 12, C 11) are hidden as complements.
+    for clinic in ("CLN-A", "CLN-C"):
+        assert got[clinic]["suppression_reason"] == "complementary"
+    for clinic in ("CLN-A", "CLN-B", "CLN-C"):
         r = got[clinic]
-        assert r["is_suppressed"] is True
-        assert r["n_patients"] is None and r["responder_30_rate"] is None and r["n_sessions"] is None
+        assert r["is_suppressed"] is True and r["n_patients"] is None and r["n_patients_flag"] == "suppressed"
+    assert got["CLN-B"]["n_sessions"] is None and got["CLN-B"]["responder_30_rate_flag"] == "suppressed"
+    # The registry row is hidden too, through a chain: in January and February only CLN-D had sessions, so
+    # the registry's January and February cells equal CLN-D's (CLN-D can work them out from its own
+    # figures); CLN-D could then get the hidden first-quarter registry count from a shown March, so March's
+    # registry cells are hidden as well (the quarter relation is applied to distinct patients too).
     total = got["ALL"]
-    assert total["is_suppressed"] is False and total["n_patients"] == sum(CLINIC_SIZES.values())
-    assert total["responder_30_rate"] == pytest.approx(round(16 / 26, 6))
-    # a cell of 10 or fewer patients is never shown; 11 and more is shown unless complementary.
-    bad = rows(
-        wh,
-        "select * from marts.mart_monthly_outcomes where not is_suppressed and n_patients between 1 and 10",
-    )
-    assert bad == []
+    assert total["is_suppressed"] is True and total["suppression_reason"] == "complementary"
+    assert total["clinic_code"] == "ALL" and got["CLN-A"]["clinic_code"] == "Clinic KQ7"
+    # no count of 1-10 is shown anywhere, in any count column
+    counts = [
+        r[0]
+        for r in wh.execute(
+            "select column_name from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'mart_monthly_outcomes' and column_name like 'n\\_%' escape '\\' "
+            "and column_name not like '%_flag'"
+        ).fetchall()
+    ]
+    assert len(counts) >= 10
+    where = " or ".join(f"{c} between 1 and 10" for c in counts)
+    assert rows(wh, f"select * from marts.mart_monthly_outcomes where {where}") == []
 
 
 def test_session_figures_in_session_month_course_outcomes_in_completion_month(wh):
     # GAP01 course 1: sessions in January, completed in January; course 2: session in February.
     jan = one(
         wh,
-        "select * from intermediate.int_monthly_cells "
-        "where month = '2024-01-01' and clinic_id = 'CLN-D' and cohort_id = 'all'",
+        "select * from intermediate.int_outcome_cube where period_type = 'month' "
+        "and period_start = '2024-01-01' and clinic_id = 'CLN-D' and cohort_id = 'all'",
     )
     # January: GAP01 (2 sessions, course 1 completed), ZERO1 (1), IVHI1 (1).
     assert (jan["n_sessions"], jan["n_courses"], jan["n_patients"]) == (4, 3, 3)
     feb = one(
         wh,
-        "select * from intermediate.int_monthly_cells "
-        "where month = '2024-02-01' and clinic_id = 'CLN-D' and cohort_id = 'all'",
+        "select * from intermediate.int_outcome_cube where period_type = 'month' "
+        "and period_start = '2024-02-01' and clinic_id = 'CLN-D' and cohort_id = 'all'",
     )
     assert (feb["n_sessions"], feb["n_courses"], feb["n_evaluable_30"]) == (1, 1, 0)
 
@@ -223,21 +225,22 @@ def test_session_figures_in_session_month_course_outcomes_in_completion_month(wh
 # --- benchmark, cohorts, Kaplan-Meier ----------------------------------------------------------------
 
 
-def test_benchmark_funnel_limits(wh):
-    a = one(
+def test_benchmark_is_a_projection_of_the_same_cells(wh):
+    # The benchmark's denominators are the monthly table's counts: hidden in one, hidden in the other.
+    mismatched = rows(
         wh,
-        "select * from marts.mart_clinic_benchmark where period_type = 'month' "
-        "and period_start = '2024-03-01' and clinic_id = 'CLN-A' and cohort_id = 'all' "
-        "and metric = 'responder_30'",
+        """
+        select b.period_start, b.clinic_id, b.cohort_id, b.metric
+        from marts.mart_clinic_benchmark as b
+        inner join marts.mart_monthly_outcomes as m
+            on b.period_type = 'month' and m.month = b.period_start and m.clinic_id = b.clinic_id
+            and m.cohort_id = b.cohort_id
+        where (b.metric = 'responder_30' and b.n_denominator is distinct from m.n_evaluable_30)
+           or (b.metric = 'responder_30' and b.n_numerator is distinct from m.n_responder_30)
+           or (b.metric = 'ae_session_rate' and b.n_denominator is distinct from m.n_sessions)
+        """,
     )
-    p0 = 16 / 26
-    assert a["registry_rate"] == pytest.approx(p0, abs=1e-6) and a["rate"] == 0.75
-    half95 = 1.959964 * math.sqrt(p0 * (1 - p0) / 12)
-    half998 = 3.090232 * math.sqrt(p0 * (1 - p0) / 12)
-    assert a["limit_95_low"] == pytest.approx(p0 - half95, abs=1e-6)
-    assert a["limit_95_high"] == pytest.approx(p0 + half95, abs=1e-6)
-    assert a["limit_998_high"] == pytest.approx(min(1.0, p0 + half998), abs=1e-6)
-    assert a["outside_95"] is False
+    assert mismatched == []
     c = one(
         wh,
         "select * from marts.mart_clinic_benchmark where period_type = 'quarter' "
@@ -245,6 +248,16 @@ def test_benchmark_funnel_limits(wh):
         "and metric = 'responder_30'",
     )
     assert c["period_label"] == "2024-Q1" and c["period_end"] == D("2024-03-31")
+    assert c["clinic_code"] == "Clinic TP9"
+    # a limit is never shown beside a hidden denominator or a hidden registry rate
+    assert (
+        rows(
+            wh,
+            "select * from marts.mart_clinic_benchmark where limit_95_low is not null "
+            "and (n_denominator is null or registry_rate is null)",
+        )
+        == []
+    )
 
 
 def test_cohort_membership_follows_the_seed(wh):
@@ -252,15 +265,17 @@ def test_cohort_membership_follows_the_seed(wh):
         r["cohort_id"]
         for r in rows(wh, "select cohort_id from marts.cohort_membership where course_id = 'IVHI1#1'")
     }
-    assert got == {"all", "route_iv", "setting_inpatient", "dx_other_headache"}
+    # IV 420 mg at 70 kg = 6 mg/kg; born 1975, first session 2024: 49
+    assert got == {"all", "route_iv", "setting_inpatient", "dx_other_headache", "age_40_49", "dose_5_20"}
     got = {
         r["cohort_id"]
         for r in rows(wh, "select cohort_id from marts.cohort_membership where course_id = 'APAT01#1'")
     }
-    assert got == {"all", "route_iv", "setting_outpatient", "dx_chronic_migraine"}
+    # 70 mg at 70 kg = 1 mg/kg; born 1961, session 2024: 63
+    assert got == {"all", "route_iv", "setting_outpatient", "dx_chronic_migraine", "age_60_69", "dose_1_2"}
 
 
-def test_kaplan_meier_matches_lifelines(wh):
+def test_kaplan_meier_matches_lifelines_on_its_grid(wh):
     lifelines = pytest.importorskip("lifelines")
     # durations and events from the independent reference, not from the warehouse
     ref = reference_courses(all_batches())
@@ -268,46 +283,67 @@ def test_kaplan_meier_matches_lifelines(wh):
     events = [c["retreated"] for c in ref.values()]
     kmf = lifelines.KaplanMeierFitter().fit(durations, events, alpha=0.05)
     got = rows(wh, "select * from marts.mart_retreatment_km where cohort_id = 'all' order by time_days")
-    shown = [r for r in got if not r["is_suppressed"]]
-    assert len(shown) >= 5
-    assert all(r["n_at_risk"] >= 11 for r in shown)
-    assert all(r["is_suppressed"] for r in got if r not in shown)
     ci = kmf.confidence_interval_survival_function_
-    for r in shown:
+    table = kmf.event_table
+    previous = -1
+    for r in got:
         t = r["time_days"]
         assert r["survival"] == pytest.approx(kmf.survival_function_.loc[t].iloc[0], abs=1e-6)
-        assert r["n_at_risk"] == kmf.event_table.loc[t, "at_risk"]
         if 0 < r["survival"] < 1:
             assert r["ci_low"] == pytest.approx(ci.loc[t].iloc[0], abs=1e-5)
             assert r["ci_high"] == pytest.approx(ci.loc[t].iloc[1], abs=1e-5)
+        # the interval (previous, t]: its counts add up lifelines' rows, each 0 or at least 11
+        interval = table[(table.index > previous) & (table.index <= t)]
+        assert r["n_events"] == interval["observed"].sum() and r["n_censored"] == interval["censored"].sum()
+        assert r["n_at_risk"] == interval["at_risk"].iloc[0] >= 11
+        for count in (r["n_events"], r["n_censored"]):
+            assert count == 0 or count >= 11
+        previous = t
+    # 9 retreatments in all: no interval can hold 11, so no time after the first retreatment is published
+    first_event = min(d for d, e in zip(durations, events, strict=True) if e)
+    assert all(r["time_days"] < first_event and r["n_events"] == 0 for r in got)
 
 
 def test_cohort_outcomes_and_adverse_events(wh):
     all_ = one(wh, "select * from marts.mart_cohort_outcomes where cohort_id = 'all'")
     n_courses = len(reference_courses(all_batches()))
-    assert all_["n_courses"] == n_courses and all_["is_suppressed"] is False
+    cube = one(
+        wh,
+        "select * from intermediate.int_suppressed_cube where period_type = 'all_time' "
+        "and clinic_id = 'ALL' and cohort_id = 'all'",
+    )
+    assert cube["n_courses"] == n_courses == 39
+    # Both inpatient courses are CLN-D's: the registry's inpatient count is CLN-D's own, so CLN-D could take
+    # it from a shown registry total and get the hidden outpatient count; the total is hidden instead.
+    assert all_["n_courses"] is None and all_["n_courses_flag"] == "suppressed"
     small = one(wh, "select * from marts.mart_cohort_outcomes where cohort_id = 'route_im'")
     assert small["is_suppressed"] is True and small["n_patients"] is None
-    # setting family: inpatient has 2 patients (small); 'all' minus outpatient would reveal it.
+    assert small["suppression_reason"] == "small_cell"
+    # setting family: inpatient has 2 courses (small); 'all' minus outpatient would reveal it.
     inpatient = one(wh, "select * from marts.mart_cohort_outcomes where cohort_id = 'setting_inpatient'")
     outpatient = one(wh, "select * from marts.mart_cohort_outcomes where cohort_id = 'setting_outpatient'")
     assert inpatient["suppression_reason"] == "small_cell"
     assert outpatient["suppression_reason"] == "complementary" and outpatient["n_courses"] is None
-    # route family: IM and IN are both small, so no complement is needed for IV.
+    assert outpatient["n_courses_flag"] == "suppressed"
+    # route family: IM and IN are both small (hidden together), but 'all' - IV would give the 3 patients
+    # outside IV, a count of 1-10, so IV's patient count is hidden too.
     iv = one(wh, "select * from marts.mart_cohort_outcomes where cohort_id = 'route_iv'")
-    assert iv["is_suppressed"] is False and iv["n_patients"] == 28
+    assert iv["n_patients"] is None and iv["n_patients_flag"] == "suppressed"
     empty = one(wh, "select * from marts.mart_cohort_outcomes where cohort_id = 'route_po'")
     assert empty["n_patients"] == 0 and empty["is_suppressed"] is False  # 0 may be shown
+    assert empty["cohort_family"] == "route"
     ae = one(
         wh,
-        "select * from marts.mart_cohort_adverse_events where cohort_id = 'all' "
-        "and event_type = 'dissociation'",
+        "select * from marts.mart_cohort_adverse_events where cohort_id = 'all' and event_type = 'dissociation'",
     )
-    assert ae["is_suppressed"] is False and ae["n_patients_with_event"] == 6 + 1 + 5
+    # 6 + 1 + 5 patients with a dissociation event
+    assert ae["n_patients_with_event"] in (12, None)
+    assert (ae["n_patients_with_event"] is None) == (ae["n_patients_with_event_flag"] == "suppressed")
     waterfall = rows(
         wh, "select * from marts.mart_cohort_relief_waterfall where cohort_id = 'all' order by percentile"
     )
-    assert [r["percentile"] for r in waterfall] == list(range(1, 101))
+    # only for cohorts whose evaluable count is shown
+    assert waterfall == [] if all_["n_evaluable_30"] is None else len(waterfall) == 100
 
 
 def test_plausibility_summary_and_data_quality(wh):
