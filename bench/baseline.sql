@@ -14,7 +14,10 @@
 --                        -f bench/baseline.sql
 --
 -- Assumes valid rows (the benchmark generates data with faults=0): there is no quarantine here.
--- Outputs: tables fct_courses and mart_monthly_outcomes in the current database.
+-- Outputs: tables fct_courses and mart_monthly_outcomes in the current database. mart_monthly_outcomes holds
+-- every figure BEFORE suppression with <figure>_must_hide (the small-cell rule hides it) and is_small_cell:
+-- which complements the warehouse hides beside them is its engine's choice (docs/SUPPRESSION.md), so the
+-- comparison is: a figure the warehouse shows equals the baseline's and is not one the rule must hide.
 
 -- 1. Batches: one row per batch folder; later extracted_at wins, then the later folder name
 --    (the order in which ingest loads a folder of batches).
@@ -300,6 +303,8 @@ course_cells AS (
         count(*) FILTER (WHERE responder_30) AS n_responder_30,
         count(responder_50) AS n_evaluable_50,
         count(*) FILTER (WHERE responder_50) AS n_responder_50,
+        count(responder_2pt) AS n_evaluable_2pt,
+        count(*) FILTER (WHERE responder_2pt) AS n_responder_2pt,
         avg(CAST(responder_2pt AS DOUBLE)) AS responder_2pt_rate,
         avg(course_relief_pct) AS mean_relief_pct
     FROM fct_courses
@@ -343,58 +348,57 @@ wilson AS (
     FROM rates
 ),
 small AS (
-    SELECT *, n_patients BETWEEN 1 AND 10 AS is_small FROM wilson
-),
--- Complementary suppression: where exactly one clinic row of a month is small and the registry row is
--- shown, the clinic row with the next-smallest patient count is suppressed too (else total − rest = it).
-month_counts AS (
+    -- CONTRACT.md §4, the small-cell rule alone (SPEC §3 rules 1-2): a count of 1-10 is hidden; a row of 1-10
+    -- patients hides every figure; a rate or mean is hidden with a hidden (1-10) numerator or denominator or
+    -- a complement (denominator - numerator) of 1-10. Complementary suppression hides more, where the
+    -- warehouse's engine chooses; the comparison checks shown figures and these hidden ones.
     SELECT
-        month,
-        count(*) FILTER (WHERE clinic_id <> 'ALL' AND is_small) AS n_small_clinics,
-        bool_or(clinic_id = 'ALL' AND is_small) AS all_is_small
-    FROM small
-    GROUP BY month
-),
-complementary AS (
-    SELECT s.month, s.clinic_id
-    FROM small AS s
-    JOIN month_counts AS m USING (month)
-    WHERE m.n_small_clinics = 1 AND NOT m.all_is_small AND s.clinic_id <> 'ALL' AND NOT s.is_small
-    QUALIFY row_number() OVER (PARTITION BY s.month ORDER BY s.n_patients, s.clinic_id) = 1
-),
-flagged AS (
-    SELECT
-        s.*,
-        CASE WHEN s.is_small THEN 'small_cell'
-            WHEN c.clinic_id IS NOT NULL THEN 'complementary' END AS suppression_reason
-    FROM small AS s
-    LEFT JOIN complementary AS c USING (month, clinic_id)
+        *,
+        n_patients BETWEEN 1 AND 10 AS is_small_cell,
+        coalesce(n_courses, 0) BETWEEN 1 AND 10 AS courses_small,
+        n_sessions BETWEEN 1 AND 10 AS sessions_small,
+        coalesce(n_evaluable_30, 0) BETWEEN 1 AND 10 OR coalesce(n_responder_30, 0) BETWEEN 1 AND 10
+            OR coalesce(n_evaluable_30 - n_responder_30, 0) BETWEEN 1 AND 10 AS r30_small,
+        coalesce(n_evaluable_50, 0) BETWEEN 1 AND 10 OR coalesce(n_responder_50, 0) BETWEEN 1 AND 10
+            OR coalesce(n_evaluable_50 - n_responder_50, 0) BETWEEN 1 AND 10 AS r50_small,
+        coalesce(n_evaluable_2pt, 0) BETWEEN 1 AND 10 OR coalesce(n_responder_2pt, 0) BETWEEN 1 AND 10
+            OR coalesce(n_evaluable_2pt - n_responder_2pt, 0) BETWEEN 1 AND 10 AS r2pt_small,
+        coalesce(n_evaluable_30, 0) BETWEEN 1 AND 10 AS relief_small,
+        n_adverse_events BETWEEN 1 AND 10 OR n_sessions BETWEEN 1 AND 10
+            OR n_sessions - n_adverse_events BETWEEN 1 AND 10 AS ae_small
+    FROM wilson
 )
 SELECT
     month,
     clinic_id,
     'all' AS cohort_id,
-    -- a suppressed row has every figure null
-    CASE WHEN suppression_reason IS NULL THEN n_patients END AS n_patients,
-    CASE WHEN suppression_reason IS NULL THEN coalesce(n_courses, 0) END AS n_courses,
-    CASE WHEN suppression_reason IS NULL THEN n_sessions END AS n_sessions,
-    CASE WHEN suppression_reason IS NULL THEN coalesce(n_evaluable_30, 0) END AS n_evaluable_30,
-    CASE WHEN suppression_reason IS NULL THEN responder_30_rate END AS responder_30_rate,
-    CASE WHEN suppression_reason IS NULL THEN responder_30_ci_low END AS responder_30_ci_low,
-    CASE WHEN suppression_reason IS NULL THEN responder_30_ci_high END AS responder_30_ci_high,
-    CASE WHEN suppression_reason IS NULL THEN coalesce(n_evaluable_50, 0) END AS n_evaluable_50,
-    CASE WHEN suppression_reason IS NULL THEN responder_50_rate END AS responder_50_rate,
-    CASE WHEN suppression_reason IS NULL THEN responder_50_ci_low END AS responder_50_ci_low,
-    CASE WHEN suppression_reason IS NULL THEN responder_50_ci_high END AS responder_50_ci_high,
-    CASE WHEN suppression_reason IS NULL THEN responder_2pt_rate END AS responder_2pt_rate,
-    CASE WHEN suppression_reason IS NULL THEN mean_relief_pct END AS mean_relief_pct,
-    CASE WHEN suppression_reason IS NULL THEN n_adverse_events END AS n_adverse_events,
-    CASE WHEN suppression_reason IS NULL THEN 100.0 * n_adverse_events / n_sessions END
-        AS ae_per_100_sessions,
-    CASE WHEN suppression_reason IS NULL THEN n_sessions_with_ae / n_sessions END
-        AS share_sessions_with_ae,
-    CASE WHEN suppression_reason IS NULL THEN n_serious_adverse_events END AS n_serious_adverse_events,
-    suppression_reason IS NOT NULL AS is_suppressed,
-    suppression_reason
-FROM flagged
+    -- every figure before suppression, and <figure>_must_hide when the small-cell rule hides it
+    n_patients,
+    is_small_cell AS n_patients_must_hide,
+    coalesce(n_courses, 0) AS n_courses,
+    is_small_cell OR courses_small AS n_courses_must_hide,
+    n_sessions,
+    is_small_cell OR sessions_small AS n_sessions_must_hide,
+    responder_30_rate,
+    is_small_cell OR r30_small AS responder_30_rate_must_hide,
+    responder_30_ci_low,
+    is_small_cell OR r30_small AS responder_30_ci_low_must_hide,
+    responder_30_ci_high,
+    is_small_cell OR r30_small AS responder_30_ci_high_must_hide,
+    responder_50_rate,
+    is_small_cell OR r50_small AS responder_50_rate_must_hide,
+    responder_50_ci_low,
+    is_small_cell OR r50_small AS responder_50_ci_low_must_hide,
+    responder_50_ci_high,
+    is_small_cell OR r50_small AS responder_50_ci_high_must_hide,
+    responder_2pt_rate,
+    is_small_cell OR r2pt_small AS responder_2pt_rate_must_hide,
+    mean_relief_pct,
+    is_small_cell OR relief_small AS mean_relief_pct_must_hide,
+    100.0 * n_adverse_events / n_sessions AS ae_per_100_sessions,
+    is_small_cell OR ae_small AS ae_per_100_sessions_must_hide,
+    -- the row rule alone: is_suppressed of a row of 1-10 patients (the warehouse also hides complements)
+    is_small_cell,
+    is_small_cell AS is_suppressed
+FROM small
 ORDER BY month, clinic_id = 'ALL', clinic_id;
