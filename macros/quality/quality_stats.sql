@@ -21,6 +21,7 @@
     cusum_*             Steiner (2000) odds ratios and thresholds h; h = 4.5 gives an in-control average run
                         length of about 2000 courses and about 65 courses to signal a doubling of the odds
                         at an expected non-response of 0.5-0.6 (simulation in docs/QUALITY_REVIEW.md);
+                        cusum_metrics: the responder metrics charted (each costs a pass over all courses);
     grid_*              funnel curves: every volume 1..grid_linear_max, then steps of grid_ratio, up to the
                         first grid point beyond grid_margin x the largest plotted clinic.
 -#}
@@ -37,6 +38,7 @@
         'cusum_odds_improvement': 0.5,
         'cusum_h_deterioration': 4.5,
         'cusum_h_improvement': 4.5,
+        'cusum_metrics': ['responder_30'],
         'grid_linear_max': 50,
         'grid_ratio': 1.04,
         'grid_margin': 1.1,

@@ -1,5 +1,5 @@
 -- Evaluable courses and responders per completion month, clinic, cohort, metric and case-mix stratum: the
--- counts every case-mix figure is summed from (cheap: a few thousand cells, not millions of courses).
+-- counts every case-mix figure is summed from (aggregated once for both metrics over course x cohort).
 -- Not published.
 with strata as (
     select * from {{ ref('int_quality_course_strata') }}
@@ -12,47 +12,47 @@ membership as (
     from {{ ref('cohort_membership') }}
 ),
 
-observations as (
+wide as (
+    -- both metrics side by side, so the course x cohort join is aggregated once
     select
         strata.completion_month,
         strata.clinic_id,
         membership.cohort_id,
-        'responder_30' as metric,
         strata.stratum_diagnosis,
         strata.stratum_pain,
         strata.stratum_age,
         strata.stratum_route,
-        strata.responder_30 as responded
+        sum(case when strata.responder_30 is not null then 1 else 0 end) as n_evaluable_30,
+        sum(case when strata.responder_30 then 1 else 0 end) as n_responders_30,
+        sum(case when strata.responder_50 is not null then 1 else 0 end) as n_evaluable_50,
+        sum(case when strata.responder_50 then 1 else 0 end) as n_responders_50
     from strata
     inner join membership on strata.course_id = membership.course_id
-    where strata.responder_30 is not null
-    union all
-    select
+    group by
         strata.completion_month,
         strata.clinic_id,
         membership.cohort_id,
-        'responder_50',
         strata.stratum_diagnosis,
         strata.stratum_pain,
         strata.stratum_age,
-        strata.stratum_route,
-        strata.responder_50
-    from strata
-    inner join membership on strata.course_id = membership.course_id
-    where strata.responder_50 is not null
+        strata.stratum_route
 )
 
-select
-    completion_month,
-    clinic_id,
-    cohort_id,
-    metric,
-    stratum_diagnosis,
-    stratum_pain,
-    stratum_age,
-    stratum_route,
-    cast(count(*) as bigint) as n_evaluable,
-    cast(sum(case when responded then 1 else 0 end) as bigint) as n_responders
-from observations
-group by
-    completion_month, clinic_id, cohort_id, metric, stratum_diagnosis, stratum_pain, stratum_age, stratum_route
+{%- for metric in ['30', '50'] %}
+    select
+        completion_month,
+        clinic_id,
+        cohort_id,
+        'responder_{{ metric }}' as metric,
+        stratum_diagnosis,
+        stratum_pain,
+        stratum_age,
+        stratum_route,
+        cast(n_evaluable_{{ metric }} as bigint) as n_evaluable,
+        cast(n_responders_{{ metric }} as bigint) as n_responders
+    from wide
+    where n_evaluable_{{ metric }} > 0
+    {%- if not loop.last %}
+        union all
+    {%- endif %}
+{%- endfor %}

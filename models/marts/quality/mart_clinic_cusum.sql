@@ -6,39 +6,37 @@
 -- registry's all-time O/E is 1.
 --   deterioration: W = failed ln 2 - ln(1 + q)         (odds of failure doubled, R = 2)
 --   improvement:   W = failed ln 1/2 - ln(1 - q / 2)   (odds halved, R = 1/2)
--- S_t = max(0, S_(t-1) + W_t), computed without recursion as C_t - min(0, min_(k<=t) C_k) with C the running
--- sum of W (the same chart without a reset after a signal). A signal is the first course of an excursion
--- (a run of S above 0) at which S reaches its threshold h; the chart then stays up until the excursion ends
--- instead of restarting at 0. VLAD = running sum of (responded - expected response): responders gained
--- over what the registry's case-mix would predict. Course-level: row-level tier, each clinic sees its own.
-with courses as (
-    select
-        course_id,
-        clinic_id,
-        last_session_date,
-        completion_month,
-        'responder_30' as metric,
-        responder_30 as responded,
-        stratum_diagnosis,
-        stratum_pain,
-        stratum_age,
-        stratum_route
-    from {{ ref('int_quality_course_strata') }}
-    where responder_30 is not null
-    union all
-    select
-        course_id,
-        clinic_id,
-        last_session_date,
-        completion_month,
-        'responder_50',
-        responder_50,
-        stratum_diagnosis,
-        stratum_pain,
-        stratum_age,
-        stratum_route
-    from {{ ref('int_quality_course_strata') }}
-    where responder_50 is not null
+-- S_t = max(0, S_(t-1) + W_t), computed without recursion as C_t - B_t, with C the running sum of W and
+-- B_t = min(0, min_(k<=t) C_k) (the same chart without a reset after a signal). B is constant during an
+-- excursion (a run of S above 0) and drops when S returns to 0, so it names the excursion: a signal is the
+-- first course of an excursion at which S reaches its threshold h; the chart then stays up until the
+-- excursion ends instead of restarting at 0. VLAD = running sum of (responded - expected response):
+-- responders gained over what the registry's case-mix would predict. Metrics: quality.cusum_metrics
+-- (responder_30; each metric adds a pass over every evaluable course). Course-level: row-level tier, each
+-- clinic sees its own.
+with strata as (
+    select * from {{ ref('int_quality_course_strata') }}
+),
+
+courses as (
+    {%- for metric in p.cusum_metrics %}
+        select
+            course_id,
+            clinic_id,
+            last_session_date,
+            completion_month,
+            '{{ metric }}' as metric,
+            {{ metric }} as responded,
+            stratum_diagnosis,
+            stratum_pain,
+            stratum_age,
+            stratum_route
+        from strata
+        where {{ metric }} is not null
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
+    {%- endfor %}
 ),
 
 reference as (
@@ -77,7 +75,7 @@ calibration as (
     group by metric
 ),
 
-weighted as (
+steps as (
     select
         expected.course_id,
         expected.clinic_id,
@@ -88,76 +86,75 @@ weighted as (
         case
             when calibration.scale_response then calibration.theta * expected.expected_rate
             else 1.0 - calibration.psi * (1.0 - expected.expected_rate)
-        end as expected_response,
-        row_number() over (
-            partition by expected.clinic_id, expected.metric
-            order by expected.last_session_date, expected.course_id
-        ) as course_seq
+        end as expected_response
     from expected
     inner join calibration on expected.metric = calibration.metric
 ),
 
-steps as (
+weighted as (
     select
-        weighted.*,
+        steps.*,
         {{ quality_cusum_weight('not responded', '(1.0 - expected_response)', p.cusum_odds_deterioration) }}
             as w_deterioration,
         {{ quality_cusum_weight('not responded', '(1.0 - expected_response)', p.cusum_odds_improvement) }}
             as w_improvement,
         case when responded then 1.0 else 0.0 end - expected_response as observed_minus_expected
-    from weighted
+    from steps
 ),
 
 running as (
+    -- one ordering for the position and the three running sums
     select
-        steps.*,
+        weighted.*,
+        row_number() over (
+            partition by clinic_id, metric order by last_session_date, course_id
+        ) as course_seq,
         sum(w_deterioration) over (
-            partition by clinic_id, metric order by course_seq rows between unbounded preceding and current row
+            partition by clinic_id, metric order by last_session_date, course_id
+            rows between unbounded preceding and current row
         ) as c_deterioration,
         sum(w_improvement) over (
-            partition by clinic_id, metric order by course_seq rows between unbounded preceding and current row
+            partition by clinic_id, metric order by last_session_date, course_id
+            rows between unbounded preceding and current row
         ) as c_improvement,
         sum(observed_minus_expected) over (
-            partition by clinic_id, metric order by course_seq rows between unbounded preceding and current row
+            partition by clinic_id, metric order by last_session_date, course_id
+            rows between unbounded preceding and current row
         ) as vlad
-    from steps
+    from weighted
 ),
 
 charted as (
     select
         running.*,
-        c_deterioration - least(0.0, min(c_deterioration) over (
+        least(0.0, min(c_deterioration) over (
             partition by clinic_id, metric order by course_seq rows between unbounded preceding and current row
-        )) as s_deterioration,
-        c_improvement - least(0.0, min(c_improvement) over (
+        )) as b_deterioration,
+        least(0.0, min(c_improvement) over (
             partition by clinic_id, metric order by course_seq rows between unbounded preceding and current row
-        )) as s_improvement
+        )) as b_improvement
     from running
 ),
 
-excursions as (
-    -- an excursion starts after each course at which S is 0
+first_deterioration as (
+    -- few rows: only courses at or above h, grouped by excursion
     select
-        charted.*,
-        sum(case when s_deterioration <= 0 then 1 else 0 end) over (
-            partition by clinic_id, metric order by course_seq rows between unbounded preceding and current row
-        ) as excursion_deterioration,
-        sum(case when s_improvement <= 0 then 1 else 0 end) over (
-            partition by clinic_id, metric order by course_seq rows between unbounded preceding and current row
-        ) as excursion_improvement
+        clinic_id,
+        metric,
+        min(course_seq) as first_seq
     from charted
+    where c_deterioration - b_deterioration >= {{ p.cusum_h_deterioration }}
+    group by clinic_id, metric, b_deterioration
 ),
 
-first_crossings as (
+first_improvement as (
     select
-        excursions.*,
-        min(case when s_deterioration >= {{ p.cusum_h_deterioration }} then course_seq end) over (
-            partition by clinic_id, metric, excursion_deterioration
-        ) as first_seq_deterioration,
-        min(case when s_improvement >= {{ p.cusum_h_improvement }} then course_seq end) over (
-            partition by clinic_id, metric, excursion_improvement
-        ) as first_seq_improvement
-    from excursions
+        clinic_id,
+        metric,
+        min(course_seq) as first_seq
+    from charted
+    where c_improvement - b_improvement >= {{ p.cusum_h_improvement }}
+    group by clinic_id, metric, b_improvement
 ),
 
 codes as (
@@ -168,22 +165,29 @@ codes as (
 )
 
 select
-    first_crossings.clinic_id,
+    charted.clinic_id,
     codes.clinic_code,
-    first_crossings.metric,
-    cast(first_crossings.course_seq as integer) as course_seq,
-    first_crossings.course_id,
-    first_crossings.last_session_date as completion_date,
-    first_crossings.completion_month,
-    first_crossings.responded,
-    round(first_crossings.expected_response, 6) as expected_response,
-    round(first_crossings.s_deterioration, 6) as cusum_deterioration,
-    round(first_crossings.s_improvement, 6) as cusum_improvement,
+    charted.metric,
+    cast(charted.course_seq as integer) as course_seq,
+    charted.course_id,
+    charted.last_session_date as completion_date,
+    charted.completion_month,
+    charted.responded,
+    round(charted.expected_response, 6) as expected_response,
+    round(charted.c_deterioration - charted.b_deterioration, 6) as cusum_deterioration,
+    round(charted.c_improvement - charted.b_improvement, 6) as cusum_improvement,
     cast({{ p.cusum_h_deterioration }} as double) as threshold_deterioration,
     cast({{ p.cusum_h_improvement }} as double) as threshold_improvement,
-    coalesce(first_crossings.course_seq = first_crossings.first_seq_deterioration, false)
-        as signal_deterioration,
-    coalesce(first_crossings.course_seq = first_crossings.first_seq_improvement, false) as signal_improvement,
-    round(first_crossings.vlad, 6) as vlad
-from first_crossings
-left join codes on first_crossings.clinic_id = codes.clinic_id
+    first_deterioration.first_seq is not null as signal_deterioration,
+    first_improvement.first_seq is not null as signal_improvement,
+    round(charted.vlad, 6) as vlad
+from charted
+left join first_deterioration
+    on charted.clinic_id = first_deterioration.clinic_id
+        and charted.metric = first_deterioration.metric
+        and charted.course_seq = first_deterioration.first_seq
+left join first_improvement
+    on charted.clinic_id = first_improvement.clinic_id
+        and charted.metric = first_improvement.metric
+        and charted.course_seq = first_improvement.first_seq
+left join codes on charted.clinic_id = codes.clinic_id
