@@ -46,7 +46,34 @@ class _State:
 
 
 def _home() -> RegistryHome:
-    return RegistryHome.at(_State.home)
+    home = RegistryHome.at(_State.home)
+    _log_to(home)
+    return home
+
+
+def _log_to(home: RegistryHome) -> None:
+    """The package's warnings go to state/registry.log, not to the terminal (where they would interleave
+    with the one-paragraph messages). A log that cannot be written (a full disk) is skipped silently."""
+    import logging
+
+    logging.raiseExceptions = False
+    logger = logging.getLogger("outcome_registry")
+    if any(getattr(h, "_registry_home", None) == home.root for h in logger.handlers):
+        return
+    for old in [h for h in logger.handlers if hasattr(h, "_registry_home")]:
+        logger.removeHandler(old)
+        old.close()
+    try:
+        fd = os.open(home.state_dir / "registry.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.close(fd)
+        handler: logging.Handler = logging.FileHandler(home.state_dir / "registry.log", encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler._registry_home = home.root  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 @app.callback()

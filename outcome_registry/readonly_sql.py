@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from outcome_registry.dbt_runner import die_with_parent
 from outcome_registry.errors import RegistryError
-from outcome_registry.sql_guard import QueryRefused, check, check_query
+from outcome_registry.sql_guard import QueryRefused, check, check_query, scrub_paths
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,8 +55,6 @@ SQL_ADDRESS_SPACE = 3 * 1024**3  # the worker process as a whole (Python and Duc
 KILL_GRACE_SECONDS = 3.0
 WORKER_MODULE = "outcome_registry.readonly_sql"
 
-_PATH_RE = re.compile(r"(?<![\w)\]])/[^\s'\"`,;)]+")
-
 
 @dataclass
 class QueryResult:
@@ -72,7 +69,7 @@ def _scrub(text: str, home: RegistryHome | None = None) -> str:
     first = (text or "").strip().splitlines()[0] if text and text.strip() else "error"
     if home is not None:
         first = first.replace(str(home.root), "<home>")
-    return _PATH_RE.sub("<path>", first)[:500]
+    return scrub_paths(first)[:500]
 
 
 # ------------------------------------------------------------------------------------------ who reads what

@@ -145,9 +145,17 @@ class Vetted:
     functions: frozenset[str]
 
 
+_PATH_RE = re.compile(r"(?<![\w)\]])(?:[A-Za-z]:)?[/\\][^\s'\"`,;)]*")
+
+
+def scrub_paths(text: str) -> str:
+    """Text with anything that looks like a file path replaced by <path> (messages never show paths)."""
+    return _PATH_RE.sub("<path>", text)
+
+
 def _shown(name: str, limit: int = 40) -> str:
-    """User-typed text, safe and short enough to quote back in a message (ASCII, printable)."""
-    text = "".join(ch if ch.isprintable() and ch.isascii() else "?" for ch in name)
+    """User-typed text, safe and short enough to quote back in a message (ASCII, printable, no paths)."""
+    text = scrub_paths("".join(ch if ch.isprintable() and ch.isascii() else "?" for ch in name))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -283,8 +291,11 @@ class _Checker:
             f"`{_shown(name)}` is not a published table you can query here. Query the published tables by "
             "name (SHOW TABLES lists them); files, other databases and system catalogs are not reachable."
         )
-        if not _PLAIN_NAME.match(name):
-            raise refused  # a path or file name: DuckDB would read it as a file
+        if not _PLAIN_NAME.match(name):  # a path or file name: DuckDB would read it as a file
+            raise QueryRefused(
+                "Files cannot be read in the query box: a table name in quotes that is not a plain name is "
+                "taken as a file. Query the published tables by name (SHOW TABLES lists them)."
+            )
         if schema == "information_schema" and not catalog:
             if key not in ALLOWED_INFORMATION_SCHEMA:
                 raise refused
