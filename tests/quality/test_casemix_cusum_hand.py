@@ -221,8 +221,8 @@ def _cusum_sequence() -> list[bool]:
 
 
 def test_cusum_and_vlad_by_hand(compiled: Compiled) -> None:
-    # Clinic CUS has the sequence above; clinic BAL has 21 responders, so the one stratum's rate is
-    # 34 / 68 = 0.5 and every expected failure probability q = 0.5 (theta = 1).
+    # Clinic CUS has the sequence above; clinic BAL has 21 responders and HID one of two, so the one
+    # stratum's rate is 35 / 70 = 0.5 and every expected failure probability q = 0.5 (theta = 1).
     # Deterioration (R = 2): a failure adds ln 2 - ln 1.5 = 0.28768207, a response adds -ln 1.5 = -0.40546511.
     # Improvement (R = 1/2): a failure adds ln 0.5 - ln 0.75 = -0.40546511, a response -ln 0.75 = 0.28768207.
     # S_det after 15 failures = 4.315231 < 4.5, after 16 = 4.602913 >= 4.5: signal at course 16.
@@ -236,6 +236,8 @@ def test_cusum_and_vlad_by_hand(compiled: Compiled) -> None:
         course(f"CUS{i:02d}#1", "CUS", not f, day=d) for i, (f, d) in enumerate(zip(seq, days, strict=True))
     ]
     courses += [course(f"BAL{i:02d}#1", "BAL", True, day=start) for i in range(21)]
+    # HID: one response, one failure (the stratum stays at 35 / 70 = 0.5); its all-time row is hidden
+    courses += [course("HID01#1", "HID", True, day=start), course("HID02#1", "HID", False, day=start)]
     bench = [
         shown("CUS", 13, 47, 0.5),
         shown("CUS", 13, 47, 0.5, period_type="quarter", period_start=start, label="2024-Q1"),
@@ -245,6 +247,7 @@ def test_cusum_and_vlad_by_hand(compiled: Compiled) -> None:
             "complementary",
         ),
         shown("BAL", 21, 21, 0.5),
+        hidden(shown("HID", 1, 2, 0.5), "small_cell"),
     ]
     con = warehouse(compiled, courses, bench)
     rows = compiled.rows(
@@ -282,6 +285,14 @@ def test_cusum_and_vlad_by_hand(compiled: Compiled) -> None:
     assert (det_status["last_signal_period_type"], det_status["last_signal_period_label"]) == (
         "quarter",
         "2024-Q1",
+    )
+    # HID's all-time benchmark row is hidden: its status says nothing, and why
+    hid = status[("HID", "deterioration")]
+    assert (hid["status_shown"], hid["signalled"], hid["above_threshold_now"]) == (False, None, None)
+    assert (hid["is_suppressed"], hid["suppression_reason"], hid["not_shown_reason"]) == (
+        True,
+        "small_cell",
+        "benchmark_hidden",
     )
     imp_status = status[("CUS", "improvement")]
     assert (

@@ -70,7 +70,7 @@ select
     {%- for level, z in [('95', p.z_alert), ('998', p.z_alarm)] %}
         {%- for side in ['low', 'high'] %}
             round({{ quality_ratio_limit('s2', z, 'tau2', side) }}, 6) as limit_{{ level }}_{{ side }},
-            cast(null as varchar) as limit_{{ level }}_{{ side }}_flag,
+            cast(null as {{ dbt.type_string() }}) as limit_{{ level }}_{{ side }}_flag,
         {%- endfor %}
     {%- endfor %}
     round(kappa, 6) as kappa,
@@ -78,5 +78,7 @@ select
     phi,
     tau2,
     adjustment,
-    method
+    method,
+    false as is_suppressed,
+    cast(null as {{ dbt.type_string() }}) as suppression_reason
 from curve

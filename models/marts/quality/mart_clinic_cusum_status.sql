@@ -18,7 +18,11 @@ benchmark as (
         clinic_id,
         clinic_code,
         metric,
-        rate is not null and not is_suppressed as rate_shown
+        rate is not null and not is_suppressed as rate_shown,
+        case
+            when suppression_reason is not null then suppression_reason
+            when rate is null then 'partial'
+        end as hidden_reason
     from {{ ref('mart_clinic_benchmark') }}
     where cohort_id = 'all' and clinic_id <> 'ALL' and metric in ('responder_30', 'responder_50')
 ),
@@ -85,6 +89,7 @@ visible as (
         summary.*,
         all_time.clinic_code,
         coalesce(all_time.rate_shown, false) as status_shown,
+        coalesce(all_time.hidden_reason, 'complementary') as hidden_reason,
         month_row.rate_shown as month_shown,
         month_row.period_label as month_label,
         quarter_row.rate_shown as quarter_shown,
@@ -132,5 +137,7 @@ select
         when month_shown then month_label
         when quarter_shown then quarter_label
     end as last_signal_period_label,
-    threshold
+    threshold,
+    not status_shown as is_suppressed,
+    case when not status_shown then hidden_reason end as suppression_reason
 from visible
