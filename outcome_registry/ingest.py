@@ -1037,6 +1037,15 @@ def _check_columns(batch: Batch, f: BatchFile, header: list[str]) -> None:
 # row rules
 
 
+def _reference_status(c: Column) -> str:
+    """SQL: 'ok' if the reference in ``c`` resolves, 'q' if its parent is quarantined here, else NULL."""
+    r, q = f"r_{c.name}", f"q_{c.name}"
+    return (
+        f"(CASE WHEN {r}.min_new <= v._pos OR v._pos < {r}.reg_max THEN 'ok' "
+        f"WHEN {q}.key IS NOT NULL OR {r}.withdrawn THEN 'q' END)"
+    )
+
+
 def _privacy_safe(t: Table, c: Column) -> str | None:
     """SQL true when a (trimmed) value of ``c`` is shaped so that no identifier pattern can match it.
 
@@ -1047,9 +1056,15 @@ def _privacy_safe(t: Table, c: Column) -> str | None:
     v = f"v.{_q(c.name)}"
     if c.allowed:
         return f"{v} IN ({', '.join(_lit(a) for a in c.allowed)})"
+    if c.references:
+        # A reference that resolves names a key that passed the guard itself (in its own batch).
+        return f"{_reference_status(c)} = 'ok'"
     if c.pattern == ID_PATTERN:
-        # an id with a letter or '_' and neither '-' nor m/M
-        return f"(len({v}) BETWEEN 4 AND 64 AND regexp_full_match({v}, '[A-LN-Za-ln-z0-9_]*[A-LN-Za-ln-z_][A-LN-Za-ln-z0-9_]*'))"
+        # a well-formed id with neither '-' nor m/M that is not all digits
+        return (
+            f"(NOT {_fill(BAD_ID, v)} AND NOT contains({v}, '-') AND NOT contains({v}, 'm') "
+            f"AND NOT contains({v}, 'M') AND NOT regexp_full_match({v}, '[0-9]+'))"
+        )
     if c.pattern == DIAGNOSIS_PATTERN:
         return f"regexp_full_match({v}, 'G4[34][.]?[0-9A-LN-Z]{{1,4}}')"
     if (t.name, c.name) == ("patients", "clinic_id"):
@@ -1116,11 +1131,7 @@ def _column_rules(t: Table, c: Column) -> list[tuple[str, str]]:
         if t.name == "patients":
             rules.append(("withdrawn", "v._wd_self"))
     if c.references:
-        r, q = f"r_{c.name}", f"q_{c.name}"
-        status = (
-            f"(CASE WHEN {r}.min_new <= v._pos OR v._pos < {r}.reg_max THEN 'ok' "
-            f"WHEN {q}.key IS NOT NULL OR {r}.withdrawn THEN 'q' END)"
-        )
+        status = _reference_status(c)
         rules.append(("reference", f"{status} IS NULL"))
         rules.append(("parent_quarantined", f"{status} = 'q'"))
     rules += _special_rules(t, c)

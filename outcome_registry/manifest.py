@@ -57,7 +57,7 @@ class Limits:
     manifest_max_depth: int = 8  # {"files": {"patients.csv": {...}}} is depth 3
     csv_max_line_bytes: int = 1 * _MiB  # a contract row is well under 1 KiB
     # Batches checked together in one pass hold at most this many bytes of files (memory stays bounded).
-    chunk_bytes: int = 128 * _MiB
+    chunk_bytes: int = 256 * _MiB
 
     @classmethod
     def for_home(cls, home: RegistryHome) -> Limits:
