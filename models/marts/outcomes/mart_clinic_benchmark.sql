@@ -7,8 +7,9 @@
 --   ae_session_rate:             sessions / sessions with an adverse event, by session month,
 -- so a count hidden in the monthly table is hidden here too. The registry rate p0 comes from the cube's ALL
 -- cell and is hidden with it; a limit uses p0 and the clinic's denominator and is hidden with either (the
--- limits reveal nothing that p0 and n do not). One row where the clinic's denominator is above 0.
--- Published (aggregate tier).
+-- limits reveal nothing that p0 and n do not). One row per clinic row of the cube and metric, also when
+-- the denominator is 0 (then the rate is null, not hidden): leaving such rows out would tell that a hidden
+-- count is 0. Published (aggregate tier).
 {%- set metrics = [
     ('responder_30', 'n_patients_evaluable', 'n_evaluable_30', 'n_responder_30'),
     ('responder_50', 'n_patients_evaluable', 'n_evaluable_30', 'n_responder_50'),
@@ -38,7 +39,6 @@ metric_cells as (
             {%- if patients == 'n_patients_evaluable' %} or {{ is_small_count('n_patients_evaluable') }}{% endif %}
                 as is_small
         from cube
-        where {{ den }} > 0
         {%- if not loop.last %}
             union all
         {%- endif %}
@@ -58,7 +58,9 @@ c as (
         clinics.clinic_code,
         registry.n_numerator as registry_numerator,
         registry.n_denominator as registry_denominator,
-        cast(registry.n_numerator as double) / registry.n_denominator as p0,
+        case
+            when registry.n_denominator > 0 then cast(registry.n_numerator as double) / registry.n_denominator
+        end as p0,
         -- the registry rate is hidden with the ALL cell's counts (and when its complement is 1-10)
         {{ ratio_hidden('n_numerator', 'n_denominator', 'registry') }} as registry_rate_hidden
     from metric_cells as clinic
