@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -150,6 +151,9 @@ def recover(home: RegistryHome, previous: dict[str, Any]) -> list[str]:
     if pid is not None:
         notes.append(f"stopped dbt process {pid}, left running by a build that died")
     removed = publish.remove_leftovers(home)
+    for docs in home.gx_dir.glob(".data_docs.*.tmp"):  # a validation's half-rendered Data Docs
+        shutil.rmtree(docs, ignore_errors=True)
+        removed.append(docs.name)
     if removed:
         notes.append(f"removed {len(removed)} temporary file(s) or folder(s) of an interrupted publish")
     con = store.connect(home, read_only=False)

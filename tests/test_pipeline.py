@@ -45,16 +45,17 @@ def test_refused_build_leaves_published_warehouse_and_forces_full_refresh(
     def build_then_corrupt(h: RegistryHome, full_refresh: bool = False, vars=None, on_start=None):
         result = real_build(h, full_refresh=full_refresh, vars=vars, on_start=on_start)
         with duckdb.connect(str(h.working_db)) as con:
+            # A relief above 100 % in one session: the fct_sessions suite (relief_pct <= 1) must block it.
             con.execute(
-                "update marts.mart_monthly_outcomes set responder_30_rate = 1.5 "
-                "where not is_suppressed and responder_30_rate is not null"
+                "update marts.fct_sessions set relief_pct = 1.5 "
+                "where session_id = (select min(session_id) from marts.fct_sessions)"
             )
         return result
 
     monkeypatch.setattr(dbt_runner, "build", build_then_corrupt)
     with pytest.raises(GateRefused) as info:
         pipeline.build(home)
-    assert "responder_30_rate" in info.value.message or "rate" in info.value.message
+    assert "fct_sessions.relief_pct" in info.value.message
     assert "unchanged" in info.value.message
     assert sha256(home.published_db) == before
     assert (home.build_dir / "DIRTY").exists()
@@ -67,5 +68,5 @@ def test_refused_build_leaves_published_warehouse_and_forces_full_refresh(
     result = pipeline.build(home)
     assert result.status == "published" and result.full_refresh
     with duckdb.connect(str(home.published_db), read_only=True) as con:
-        worst = con.execute("select max(responder_30_rate) from mart_monthly_outcomes").fetchone()[0]
+        worst = con.execute("select max(relief_pct) from fct_sessions").fetchone()[0]
     assert worst <= 1.0

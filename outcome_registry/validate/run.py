@@ -17,9 +17,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -67,7 +69,7 @@ class ValidationOutcome:
 # --------------------------------------------------------------------------- GX
 
 
-def _gx_context(home: RegistryHome) -> Any:
+def _gx_context(home: RegistryHome, docs_dir: Path) -> Any:
     """An ephemeral GX context whose Data Docs site is a folder under state/gx.
 
     Ephemeral because a file context rewrites its YAML for every suite and re-renders every stored run into
@@ -86,7 +88,7 @@ def _gx_context(home: RegistryHome) -> Any:
             "class_name": "SiteBuilder",
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(home.gx_dir / "data_docs"),
+                "base_directory": str(docs_dir),
             },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
@@ -174,7 +176,9 @@ def evaluate(
     known); the raw scope actually used is appended to ``scope_out``.
     """
     datasets = load_suites() if datasets is None else datasets
-    ctx = _gx_context(home)
+    docs_dir = home.gx_dir / f".data_docs.{os.getpid()}.tmp"
+    shutil.rmtree(docs_dir, ignore_errors=True)
+    ctx = _gx_context(home, docs_dir)
     rows: list[dict[str, Any]] = []
     con = connect_sources(home)
     try:
@@ -201,16 +205,26 @@ def evaluate(
     finally:
         con.close()
     if render_docs:
-        _build_docs(ctx)
+        _build_docs(ctx, docs_dir, home.gx_dir / "data_docs")
+    shutil.rmtree(docs_dir, ignore_errors=True)
     return rows
 
 
-def _build_docs(ctx: Any) -> None:
-    """Data Docs are a convenience for people; the dashboard never depends on them."""
+def _build_docs(ctx: Any, rendered: Path, target: Path) -> None:
+    """Render this run's Data Docs beside the current ones, then swap them in: the site shows the latest
+    run only and does not grow with every build. Data Docs are a convenience for people (the dashboard never
+    depends on them), so a failure (a full disk) keeps the previous site and is only logged."""
     try:
         ctx.build_data_docs()
+        old = target.with_name(f".{target.name}.old.{os.getpid()}.tmp")
+        if target.exists():
+            target.rename(old)
+        rendered.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
     except Exception as exc:  # noqa: BLE001 - best effort by design
         log.warning("GX Data Docs were not rendered: %s", exc)
+    finally:
+        shutil.rmtree(rendered, ignore_errors=True)
 
 
 def _release_memory() -> None:

@@ -39,19 +39,25 @@ def test_simulated_full_disk_while_publishing(built_home: RegistryHome, tmp_path
     assert temp_leftovers(home) == []
     status, message = builds(home)[-1][1:]
     assert status == "failed" and "is full" in message and "publishing" in message
-    shown = cli("status", home=home.root)
+    shown = cli("status", home=home.root, env={"COLUMNS": "500"})
     assert "failed" in shown.stdout and "is full" in shown.stdout
 
 
+def tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
 @pytest.fixture
-def small_disk(tmp_path: Path):
-    """A 48 MB tmpfs, mounted for this test only; skipped where mounting is not allowed."""
+def small_disk(tmp_path: Path, built_home: RegistryHome):
+    """A tmpfs just big enough for a copy of the built home, mounted for this test only; skipped where
+    mounting is not allowed."""
     mount = tmp_path / "disk"
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a small disk needs root")
+    size_mb = tree_size(built_home.root) * 2 // (1 << 20) + 32
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48m,mode=0755", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
@@ -80,9 +86,7 @@ def test_real_full_disk_while_publishing(built_home: RegistryHome, small_disk: P
     # With the Data Docs in place, re-rendering them needs little new space.
     home = copy_home(built_home, small_disk / "home", data_docs=True)
     before = fingerprint(home)
-    published = sum(
-        p.stat().st_size for p in home.published_dir.rglob("*") if p.is_file() and not p.is_symlink()
-    )
+    published = tree_size(home.published_dir)
     # Room for the validation's records, not for a second copy of the published tiers.
     ballast = fill(small_disk, leave=min(3 << 20, published // 2))
     proc = start_build(home, tmp_path / "marker")  # dbt replaced by a quick success: the copy is built
@@ -92,7 +96,7 @@ def test_real_full_disk_while_publishing(built_home: RegistryHome, small_disk: P
     assert fingerprint(home) == before
     assert temp_leftovers(home) == []
     # Status tells the truth even if the full disk also stopped the build's own record.
-    shown = cli("status", home=home.root)
+    shown = cli("status", home=home.root, env={"COLUMNS": "500"})
     assert shown.returncode == 0
     assert ("failed" in shown.stdout and "is full" in shown.stdout) or "crashed" in shown.stdout
 
@@ -101,6 +105,6 @@ def test_real_full_disk_while_publishing(built_home: RegistryHome, small_disk: P
     _out, err = retry.communicate(timeout=600)
     assert retry.returncode == 0, err
     failed, last = builds(home)[-2:]
-    assert failed[1] == "failed" and "is full" in failed[2]
+    assert failed[1] == "failed" and "is full" in failed[2] and "publishing" in failed[2]
     assert last[1] == "published"
     assert temp_leftovers(home) == []

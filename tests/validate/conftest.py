@@ -2,11 +2,14 @@
 
 The data (worked out by hand):
 - raw: 12 patients P001..P012 in batch B1 (clinic CLN-A), P001 sent again in B2 -> 13 rows, 12 distinct;
-  15 sessions S01..S15, S01 sent again in B2 -> 16 rows, 15 distinct current session_ids.
-- marts: P001 has S01..S04 in two courses (S01,S02 | S03,S04); P002..P012 one session/course each
+  15 sessions S001..S015, S001 sent again in B2 -> 16 rows, 15 distinct current session_ids.
+- marts: P001 has S001..S004 in two courses (S001,S002 | S003,S004); P002..P012 one session/course each
   -> fct_sessions 15 rows, fct_courses 13 rows with n_sessions summing to 2 + 2 + 11 = 15.
 - mart_monthly_outcomes: 2024-01 registry + CLN-A rows shown (12 patients, 6 of 12 responders, Wilson 95 %
-  interval 0.2538..0.7462), 2024-02 CLN-A suppressed (every figure null).
+  interval 0.2538..0.7462), 2024-03 CLN-A suppressed (every figure null, every `_flag` 'suppressed'; no
+  registry row that month, so no clinic group is left open).
+- the other aggregate marts follow contract v1.1 §4 (counts n_*, `_flag` columns, clinic_code): the one
+  adverse event (nausea) is a count of 1, so it is suppressed; Kaplan-Meier shows only t=0 (13 at risk).
 """
 
 from __future__ import annotations
@@ -26,21 +29,22 @@ from outcome_registry.store import create_store
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 PATIENTS = [f"P{i:03d}" for i in range(1, 13)]
-SESSIONS = [f"S{i:02d}" for i in range(1, 16)]
+SESSIONS = [f"S{i:03d}" for i in range(1, 16)]
 # session -> (patient, date, course_number, session_number)
 SESSION_ROWS = {
-    "S01": ("P001", "2024-01-02", 1, 1),
-    "S02": ("P001", "2024-01-09", 1, 2),
-    "S03": ("P001", "2024-03-20", 2, 1),
-    "S04": ("P001", "2024-03-27", 2, 2),
-    **{f"S{i:02d}": (f"P{i - 3:03d}", "2024-01-15", 1, 1) for i in range(5, 16)},
+    "S001": ("P001", "2024-01-02", 1, 1),
+    "S002": ("P001", "2024-01-09", 1, 2),
+    "S003": ("P001", "2024-03-20", 2, 1),
+    "S004": ("P001", "2024-03-27", 2, 2),
+    **{f"S{i:03d}": (f"P{i - 3:03d}", "2024-01-15", 1, 1) for i in range(5, 16)},
 }
 
 # The store's tables come from outcome_registry.store (the one owner of its DDL); these are the rows.
 RAW_SQL = """
 INSERT INTO meta.builds VALUES ('20240101T000000000000', '2024-01-01', '2024-01-01', 'failed', true,
   1, 0, 0, 0, 'dbt failed');
-INSERT INTO meta.load_audit VALUES
+INSERT INTO meta.load_audit (batch_id, file_name, table_name, rows_received, rows_loaded, rows_quarantined,
+  load_seq, loaded_at) VALUES
   ('B1', 'patients.csv', 'patients', 13, 12, 1, 1, '2024-04-01'),
   ('B1', 'infusion_sessions.csv', 'infusion_sessions', 16, 15, 1, 1, '2024-04-01'),
   ('B2', 'patients.csv', 'patients', 1, 1, 0, 2, '2024-04-02'),
@@ -49,7 +53,7 @@ INSERT INTO meta.quarantine VALUES
   ('B1', 'CLN-A', 'patients.csv', 'patients', 14, 'sex:allowed_values', 'sex:allowed_values',
    '{"patient_id": "P099", "sex": "Q"}', 1, '2024-04-01'),
   ('B1', 'CLN-A', 'infusion_sessions.csv', 'infusion_sessions', 17, 'patient_id:parent_quarantined',
-   'patient_id:parent_quarantined', '{"session_id": "S99", "patient_id": "P099"}', 1, '2024-04-01');
+   'patient_id:parent_quarantined', '{"session_id": "S099", "patient_id": "P099"}', 1, '2024-04-01');
 """
 
 
@@ -70,17 +74,17 @@ def _raw_inserts() -> list[str]:
             f"true, NULL, 'B1', 'CLN-A', '2024-04-01', 1, {i + 1})"
         )
     sql.append(
-        "INSERT INTO raw.infusion_sessions VALUES ('S01', 'P001', '2024-01-02', 'IV', 'outpatient', 320, 70, 240,"
+        "INSERT INTO raw.infusion_sessions VALUES ('S001', 'P001', '2024-01-02', 'IV', 'outpatient', 320, 70, 240,"
         " true, NULL, 'B2', 'CLN-A', '2024-04-02', 2, 2)"
     )
     sql += [
-        "INSERT INTO raw.pain_scores VALUES ('Q1', 'P001', 'S01', '2024-01-02 09:00', 'pre_infusion', 8, "
-        "'B1', 'CLN-A', '2024-04-01', 1, 2), ('Q2', 'P001', 'S01', '2024-01-02 14:00', 'post_infusion', 4, "
-        "'B1', 'CLN-A', '2024-04-01', 1, 3), ('Q3', 'P001', NULL, '2024-02-01 10:00', 'followup', 5, "
+        "INSERT INTO raw.pain_scores VALUES ('Q001', 'P001', 'S001', '2024-01-02 09:00', 'pre_infusion', 8, "
+        "'B1', 'CLN-A', '2024-04-01', 1, 2), ('Q002', 'P001', 'S001', '2024-01-02 14:00', 'post_infusion', 4, "
+        "'B1', 'CLN-A', '2024-04-01', 1, 3), ('Q003', 'P001', NULL, '2024-02-01 10:00', 'followup', 5, "
         "'B1', 'CLN-A', '2024-04-01', 1, 4)",
-        "INSERT INTO raw.adverse_events VALUES ('E1', 'S02', 'nausea', 'mild', false, 'none', 'B1', 'CLN-A', "
+        "INSERT INTO raw.adverse_events VALUES ('E001', 'S002', 'nausea', 'mild', false, 'none', 'B1', 'CLN-A', "
         "'2024-04-01', 1, 2)",
-        "INSERT INTO raw.headache_diary VALUES ('D1', 'P001', '2024-02-28', 12, 8, 20, 58, 'B1', 'CLN-A', "
+        "INSERT INTO raw.headache_diary VALUES ('D001', 'P001', '2024-02-28', 12, 8, 20, 58, 'B1', 'CLN-A', "
         "'2024-04-01', 1, 2)",
     ]
     return sql
@@ -104,25 +108,42 @@ CREATE TABLE marts.fct_courses (course_id VARCHAR, patient_id VARCHAR, course_nu
   flag_followup_late BOOLEAN, has_plausibility_flag BOOLEAN);
 CREATE TABLE marts.dim_patients (patient_id VARCHAR, clinic_id VARCHAR, sex VARCHAR, diagnosis_group VARCHAR,
   age_band VARCHAR, enrolled_on DATE);
-CREATE TABLE marts.mart_monthly_outcomes (month DATE, clinic_id VARCHAR, cohort_id VARCHAR, n_patients BIGINT,
-  n_courses BIGINT, n_sessions BIGINT, n_evaluable_30 BIGINT, responder_30_rate DOUBLE,
-  responder_30_ci_low DOUBLE, responder_30_ci_high DOUBLE, mean_relief_pct DOUBLE, ae_per_100_sessions DOUBLE,
-  share_sessions_with_ae DOUBLE, is_suppressed BOOLEAN, suppression_reason VARCHAR);
+CREATE TABLE marts.mart_monthly_outcomes (month DATE, clinic_id VARCHAR, clinic_code VARCHAR, cohort_id VARCHAR,
+  n_patients BIGINT, n_patients_flag VARCHAR, n_courses BIGINT, n_courses_flag VARCHAR, n_sessions BIGINT,
+  n_sessions_flag VARCHAR, n_evaluable_30 BIGINT, n_evaluable_30_flag VARCHAR, responder_30_rate DOUBLE,
+  responder_30_rate_flag VARCHAR, responder_30_ci_low DOUBLE, responder_30_ci_high DOUBLE, mean_relief_pct DOUBLE,
+  ae_per_100_sessions DOUBLE, share_sessions_with_ae DOUBLE, is_suppressed BOOLEAN, suppression_reason VARCHAR);
 INSERT INTO marts.mart_monthly_outcomes VALUES
-  ('2024-01-01', 'ALL', 'all', 12, 12, 13, 12, 0.5, 0.2538, 0.7462, 0.42, 7.69, 0.0769, false, NULL),
-  ('2024-01-01', 'CLN-A', 'all', 12, 12, 13, 12, 0.5, 0.2538, 0.7462, 0.42, 7.69, 0.0769, false, NULL),
-  ('2024-03-01', 'CLN-A', 'all', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true, 'small_cell');
+  ('2024-01-01', 'ALL', 'ALL', 'all', 12, NULL, 12, NULL, 13, NULL, 12, NULL, 0.5, NULL, 0.2538, 0.7462, 0.42,
+   7.69, 0.0769, false, NULL),
+  ('2024-01-01', 'CLN-A', 'Clinic KQ7', 'all', 12, NULL, 12, NULL, 13, NULL, 12, NULL, 0.5, NULL, 0.2538, 0.7462,
+   0.42, 7.69, 0.0769, false, NULL),
+  ('2024-03-01', 'CLN-A', 'Clinic KQ7', 'all', NULL, 'suppressed', NULL, 'suppressed', NULL, 'suppressed', NULL,
+   'suppressed', NULL, 'suppressed', NULL, NULL, NULL, NULL, NULL, true, 'small_cell');
 CREATE TABLE marts.mart_clinic_benchmark (period_type VARCHAR, period_start DATE, period_end DATE,
-  period_label VARCHAR, clinic_id VARCHAR, cohort_id VARCHAR, metric VARCHAR, n_patients BIGINT,
-  n_denominator BIGINT, rate DOUBLE, registry_rate DOUBLE, limit_95_low DOUBLE, limit_95_high DOUBLE,
-  outside_95 BOOLEAN, is_suppressed BOOLEAN, suppression_reason VARCHAR);
+  period_label VARCHAR, clinic_id VARCHAR, clinic_code VARCHAR, cohort_id VARCHAR, metric VARCHAR,
+  n_patients BIGINT, n_denominator BIGINT, rate DOUBLE, registry_rate DOUBLE, limit_95_low DOUBLE,
+  limit_95_high DOUBLE, outside_95 BOOLEAN, is_suppressed BOOLEAN, suppression_reason VARCHAR);
 INSERT INTO marts.mart_clinic_benchmark VALUES
-  ('all_time', '2024-01-01', '2024-03-31', 'all time', 'CLN-A', 'all', 'responder_30', 12, 12, 0.5, 0.5,
-   0.22, 0.78, false, false, NULL);
+  ('all_time', '2024-01-01', '2024-03-31', 'all time', 'CLN-A', 'Clinic KQ7', 'all', 'responder_30', 12, 12, 0.5,
+   0.5, 0.22, 0.78, false, false, NULL);
 CREATE TABLE marts.mart_retreatment_km (cohort_id VARCHAR, time_days INTEGER, n_at_risk BIGINT,
   n_events BIGINT, survival DOUBLE, ci_low DOUBLE, ci_high DOUBLE, is_suppressed BOOLEAN);
 INSERT INTO marts.mart_retreatment_km VALUES ('all', 0, 13, 0, 1.0, 1.0, 1.0, false),
-  ('all', 70, 12, 1, 0.9231, 0.7, 0.99, false), ('all', 120, NULL, NULL, NULL, NULL, NULL, true);
+  ('all', 120, NULL, NULL, NULL, NULL, NULL, true);
+CREATE TABLE marts.mart_cohort_outcomes (cohort_id VARCHAR, n_patients BIGINT, n_patients_flag VARCHAR,
+  n_courses BIGINT, n_courses_flag VARCHAR, is_suppressed BOOLEAN, suppression_reason VARCHAR);
+INSERT INTO marts.mart_cohort_outcomes VALUES ('all', 12, NULL, 13, NULL, false, NULL);
+CREATE TABLE marts.mart_cohort_adverse_events (cohort_id VARCHAR, event_type VARCHAR, n_events BIGINT,
+  n_events_flag VARCHAR, is_suppressed BOOLEAN, suppression_reason VARCHAR);
+INSERT INTO marts.mart_cohort_adverse_events VALUES ('all', 'nausea', NULL, 'suppressed', true, 'small_cell');
+CREATE TABLE marts.mart_cohort_relief_waterfall (cohort_id VARCHAR, percentile INTEGER, n_courses BIGINT,
+  course_relief_pct DOUBLE);
+INSERT INTO marts.mart_cohort_relief_waterfall VALUES ('all', 50, 13, 0.5);
+CREATE TABLE marts.dim_cohorts (cohort_id VARCHAR, cohort_name VARCHAR, cohort_family VARCHAR);
+INSERT INTO marts.dim_cohorts VALUES ('all', 'All courses', NULL);
+CREATE TABLE marts.dim_clinic_codes (clinic_code VARCHAR);
+INSERT INTO marts.dim_clinic_codes VALUES ('Clinic KQ7');
 CREATE TABLE marts.cohort_membership (course_id VARCHAR, patient_id VARCHAR, course_number INTEGER,
   cohort_id VARCHAR);
 """

@@ -67,6 +67,11 @@ def test_clean_build_passes_and_publishes(home: RegistryHome) -> None:
 
     expected = {
         "cohort_membership",
+        "dim_clinic_codes",
+        "dim_cohorts",
+        "mart_cohort_adverse_events",
+        "mart_cohort_outcomes",
+        "mart_cohort_relief_waterfall",
         "dim_patients",
         "fct_courses",
         "fct_sessions",
@@ -149,7 +154,7 @@ def test_duplicate_course_key_is_refused(home, mutate_marts) -> None:
 
 def test_duplicate_key_within_a_raw_batch_is_refused(home: RegistryHome) -> None:
     run_sql(
-        home.registry_db, "INSERT INTO raw.pain_scores SELECT * FROM raw.pain_scores WHERE score_id = 'Q1'"
+        home.registry_db, "INSERT INTO raw.pain_scores SELECT * FROM raw.pain_scores WHERE score_id = 'Q001'"
     )
     outcome = run_checkpoint(home, BAD, render_docs=False)
     assert not outcome.success
@@ -159,7 +164,7 @@ def test_duplicate_key_within_a_raw_batch_is_refused(home: RegistryHome) -> None
 
 
 def test_orphan_reference_in_raw_is_refused(home: RegistryHome) -> None:
-    run_sql(home.registry_db, "UPDATE raw.adverse_events SET session_id = 'S77'")
+    run_sql(home.registry_db, "UPDATE raw.adverse_events SET session_id = 'S077'")
     outcome = run_checkpoint(home, BAD, render_docs=False)
     assert not outcome.success
     assert any(
@@ -169,10 +174,10 @@ def test_orphan_reference_in_raw_is_refused(home: RegistryHome) -> None:
 
 
 def test_session_counts_must_reconcile_with_raw(home, mutate_marts) -> None:
-    # Drop S15 (P012's only session) from the mart and its course: internally consistent, but 14 != 15 in raw.
+    # Drop S015 (P012's only session) from the mart and its course: internally consistent, but 14 != 15 in raw.
     mutate_marts(
         [
-            "DELETE FROM marts.fct_sessions WHERE session_id = 'S15'",
+            "DELETE FROM marts.fct_sessions WHERE session_id = 'S015'",
             "DELETE FROM marts.fct_courses WHERE course_id = 'P012#1'",
         ]
     )
@@ -192,9 +197,14 @@ def test_small_and_leaking_cells_are_refused(home, mutate_marts) -> None:
     )
     outcome = run_checkpoint(home, BAD, render_docs=False)
     text = " ".join(outcome.blocking_failures)
-    assert "mart_clinic_benchmark.n_patients (1 rows with 1..10)" in text
-    assert "mart_retreatment_km (1 suppressed rows with a value)" in text
-    assert len(outcome.blocking_failures) == 2
+    assert "mart_clinic_benchmark.n_patients (1 rows with 1..10)" in text  # the patient-count check
+    # Every count column (n_*) of every aggregate: the benchmark's 7 and the suppressed KM row's 9.
+    failed = sorted((r["table_name"], r["column_name"]) for r in outcome.results if r["blocking"])
+    assert failed == [
+        ("aggregate_small_counts", "mart_clinic_benchmark"),
+        ("aggregate_small_counts", "mart_retreatment_km"),
+        ("small_cells", "shown_small_cell"),
+    ]
 
 
 def test_identifier_column_in_published_layer_is_refused(home, mutate_marts) -> None:
@@ -211,6 +221,7 @@ def test_missing_mart_is_refused(home, mutate_marts) -> None:
     failed = {(r["table_name"], r["expectation_type"]) for r in outcome.results if r["blocking"]}
     assert failed == {
         ("mart_clinic_benchmark", "expect_table_to_exist"),
+        ("aggregate_small_counts", "expect_table_to_exist"),  # its SQL reads the missing table too
         ("published_columns", "expect_column_distinct_values_to_contain_set"),
     }
 
@@ -218,7 +229,7 @@ def test_missing_mart_is_refused(home, mutate_marts) -> None:
 def test_warning_publishes_and_is_recorded(home, mutate_marts) -> None:
     # 2 of 15 sessions (13 %) have a post score before the pre score: above the 1 % tolerance -> warning.
     mutate_marts(
-        "UPDATE marts.fct_sessions SET flag_post_before_pre = true WHERE session_id IN ('S01', 'S02')"
+        "UPDATE marts.fct_sessions SET flag_post_before_pre = true WHERE session_id IN ('S001', 'S002')"
     )
     outcome = run_checkpoint(home, GOOD, render_docs=False)
     assert outcome.success and outcome.blocking_failures == []
@@ -247,7 +258,7 @@ def test_warning_publishes_and_is_recorded(home, mutate_marts) -> None:
 
 def test_history_accumulates_across_builds_including_refused_ones(home, mutate_marts) -> None:
     first = run_checkpoint(home, GOOD, render_docs=False)
-    mutate_marts("UPDATE marts.fct_sessions SET relief_pct = 1.5 WHERE session_id = 'S03'")
+    mutate_marts("UPDATE marts.fct_sessions SET relief_pct = 1.5 WHERE session_id = 'S003'")
     second = run_checkpoint(home, BAD, render_docs=False)
     assert not second.success
     history = pq.read_table(home.validation_history)

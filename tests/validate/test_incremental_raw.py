@@ -15,9 +15,9 @@ from validate_helpers import run_sql
 from outcome_registry.paths import RegistryHome
 from outcome_registry.validate import last_dbt_build_was_incremental, run_checkpoint
 
-# S01 sent once more in a third batch (load 3) with a route outside the contract's list.
+# S001 sent once more in a third batch (load 3) with a route outside the contract's list.
 BAD_ROUTE_IN_LOAD_3 = (
-    "INSERT INTO raw.infusion_sessions VALUES ('S01', 'P001', '2024-01-02', 'ZZ', 'outpatient', 320, 70, 240, "
+    "INSERT INTO raw.infusion_sessions VALUES ('S001', 'P001', '2024-01-02', 'ZZ', 'outpatient', 320, 70, 240, "
     "true, NULL, 'B3', 'CLN-A', '2024-04-03', 3, 2)"
 )
 
@@ -77,7 +77,7 @@ def test_only_new_loads_are_reread_and_a_full_run_rereads_everything(home: Regis
 
 def test_orphan_check_always_covers_the_whole_registry(home: RegistryHome) -> None:
     assert run_checkpoint(home, "20240501T000000000001", render_docs=False, incremental_raw=True).success
-    # P012 (load 1, validated) disappears: its session S15 is an orphan although no new load arrived.
+    # P012 (load 1, validated) disappears: its session S015 is an orphan although no new load arrived.
     run_sql(home.registry_db, "DELETE FROM raw.patients WHERE patient_id = 'P012'")
     outcome = run_checkpoint(home, "20240501T000000000002", render_docs=False, incremental_raw=True)
     assert not outcome.success

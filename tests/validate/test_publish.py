@@ -22,15 +22,15 @@ def test_reader_opened_before_a_publish_keeps_reading_the_old_file(home, mutate_
     reader = duckdb.connect(str(home.published_db), read_only=True)
     assert reader.execute("SELECT count(*) FROM fct_sessions").fetchall() == [(15,)]
 
-    # Second build: S15 and its course are gone from raw and marts alike (still reconciles: 14 = 14).
+    # Second build: S015 and its course are gone from raw and marts alike (still reconciles: 14 = 14).
     mutate_marts(
         [
-            "DELETE FROM marts.fct_sessions WHERE session_id = 'S15'",
+            "DELETE FROM marts.fct_sessions WHERE session_id = 'S015'",
             "DELETE FROM marts.fct_courses WHERE course_id = 'P012#1'",
         ]
     )
     con = duckdb.connect(str(home.registry_db))
-    con.execute("DELETE FROM raw.infusion_sessions WHERE session_id = 'S15'")
+    con.execute("DELETE FROM raw.infusion_sessions WHERE session_id = 'S015'")
     con.close()
     assert run_checkpoint(home, SECOND, render_docs=False).success
     publish(home, SECOND)
