@@ -23,10 +23,12 @@ $(BIN)/outcome-registry: pyproject.toml requirements.lock
 
 install: $(BIN)/outcome-registry
 
-# Demo data when no BATCH is given; ingest, build, validate, publish, then serve the dashboard.
+# Demo data when no BATCH is given (with a few faulty rows and one batch the privacy guard refuses, so the
+# data-quality pages have something to show); ingest, build, validate, publish, then serve the dashboard.
 run: install
 	@if [ -z "$(BATCH)" ] && [ ! -d "$(DEMO_DIR)" ]; then \
-	  $(BIN)/outcome-registry generate --out $(DEMO_DIR) --patients $(DEMO_PATIENTS) --clinics $(DEMO_CLINICS) --seed 7; fi
+	  $(BIN)/outcome-registry generate --out $(DEMO_DIR) --patients $(DEMO_PATIENTS) --clinics $(DEMO_CLINICS) --seed 7 \
+	    --demo-issues; fi
 	@# exit code 3 = some batches were refused (reported above) and the others were published: still serve
 	$(BIN)/outcome-registry --home $(HOME_DIR) run $(if $(BATCH),$(BATCH),$(DEMO_DIR)) || [ $$? -eq 3 ]
 	@echo "Dashboard: http://localhost:8501"
