@@ -81,7 +81,41 @@ RATE_FIGURES: dict[str, tuple[tuple[str, str | None, str], ...]] = {
         ("limit_998_high", None, "n_denominator"),
     ),
 }
-RATE_FIGURES["mart_cohort_outcomes"] = RATE_FIGURES["mart_monthly_outcomes"]
+RATE_FIGURES["mart_cohort_outcomes"] = (
+    *RATE_FIGURES["mart_monthly_outcomes"],
+    ("responder_2pt_ci_low", "n_responder_2pt", "n_evaluable_2pt"),
+    ("responder_2pt_ci_high", "n_responder_2pt", "n_evaluable_2pt"),
+    ("mean_followup_1w_pain", None, "n_followup_1w"),
+    ("mean_followup_4w_pain", None, "n_followup_4w"),
+    ("mean_followup_12w_pain", None, "n_followup_12w"),
+    ("sustained_30_at_4w_rate", "n_sustained", "n_evaluable_sustained"),
+    ("mean_mmd_change", None, "n_mmd"),
+    ("mmd_responder_50_rate", "n_mmd_responder_50", "n_evaluable_mmd_50"),
+    ("retreated_share", "n_retreated", "n_courses"),
+)
+RATE_FIGURES["mart_clinic_funnel"] = (
+    ("rate", "n_numerator", "n_denominator"),
+    ("z_score", "n_numerator", "n_denominator"),
+    ("z_adjusted", "n_numerator", "n_denominator"),
+    ("limit_95_low", None, "n_denominator"),
+    ("limit_95_high", None, "n_denominator"),
+    ("limit_998_low", None, "n_denominator"),
+    ("limit_998_high", None, "n_denominator"),
+)
+RATE_FIGURES["mart_clinic_casemix"] = (
+    ("oe_ratio", "n_observed", "n_denominator"),
+    ("adjusted_rate", "n_observed", "n_denominator"),
+    ("crude_rate", "n_observed", "n_denominator"),
+    ("expected", None, "n_denominator"),
+    ("z_score", "n_observed", "n_denominator"),
+    ("z_adjusted", "n_observed", "n_denominator"),
+    ("funnel_x", None, "n_denominator"),
+    ("limit_95_low", None, "n_denominator"),
+    ("limit_95_high", None, "n_denominator"),
+    ("limit_998_low", None, "n_denominator"),
+    ("limit_998_high", None, "n_denominator"),
+)
+RATE_FIGURES["mart_cohort_adverse_events"] = (("events_per_100_sessions", "n_events", None),)
 
 # Nested counts within one row: (superset, subset); the difference is itself a count of units.
 NESTED_PAIRS = (
@@ -95,13 +129,29 @@ NESTED_PAIRS = (
     ("responder_30", "responder_50"),
     ("sessions", "sessions_with_ae"),
     ("adverse_events", "serious_adverse_events"),
+    ("patients", "patients_evaluable"),
+    ("courses", "followup_1w"),
+    ("courses", "followup_4w"),
+    ("courses", "followup_12w"),
+    ("courses", "evaluable_sustained"),
+    ("evaluable_sustained", "sustained"),
+    ("courses", "mmd"),
+    ("courses", "evaluable_mmd_50"),
+    ("evaluable_mmd_50", "mmd_responder_50"),
+    ("courses", "retreated"),
 )
 
-# How a benchmark metric's counts map onto the cube's quantities.
+# How a benchmark metric's counts map onto the cube's quantities: (denominator, numerator, patients).
 BENCHMARK_QUANTITIES = {
-    "responder_30": ("evaluable_30", "responder_30"),
-    "responder_50": ("evaluable_50", "responder_50"),
-    "ae_session_rate": ("sessions", "sessions_with_ae"),
+    "responder_30": ("evaluable_30", "responder_30", "patients_evaluable"),
+    "responder_50": ("evaluable_50", "responder_50", "patients_evaluable"),
+    "ae_session_rate": ("sessions", "sessions_with_ae", "patients"),
+}
+# Tables with one row per clinic, period, cohort and metric, and the names of their counts.
+METRIC_TABLES = {
+    "mart_clinic_benchmark": ("n_denominator", "n_numerator", "n_patients"),
+    "mart_clinic_funnel": ("n_denominator", "n_numerator", None),
+    "mart_clinic_casemix": ("n_denominator", "n_observed", None),
 }
 
 
@@ -271,28 +321,21 @@ class Audit:
                     if c.startswith("n_") and not c.endswith("_flag"):
                         cell = Cell(ptype, pstart, clinic, str(row["cohort_id"]), c[2:])
                         self._put(cell, not _is_hidden(row, c), _num(v), table)
-        for row in self.tables.get("mart_clinic_benchmark", []):
-            ptype, pstart = _period(row, "mart_clinic_benchmark")
-            if ptype == "all_time":
-                all_time_starts.add(pstart)
-            metric = str(row["metric"])
-            if metric not in BENCHMARK_QUANTITIES:
-                continue
-            den_q, num_q = BENCHMARK_QUANTITIES[metric]
-            clinic = str(row["clinic_code"])
-            cohort = str(row["cohort_id"])
-            for col, q in (
-                ("n_denominator", den_q),
-                ("n_numerator", num_q),
-                ("n_patients", f"patients_{metric}"),
-            ):
-                if col in row:
-                    self._put(
-                        Cell(ptype, pstart, clinic, cohort, q),
-                        not _is_hidden(row, col),
-                        _num(row[col]),
-                        "bench",
-                    )
+        for table, (den_col, num_col, pat_col) in METRIC_TABLES.items():
+            for row in self.tables.get(table, []):
+                ptype, pstart = _period(row, table)
+                if ptype == "all_time":
+                    all_time_starts.add(pstart)
+                metric = str(row["metric"])
+                if metric not in BENCHMARK_QUANTITIES:
+                    continue
+                den_q, num_q, pat_q = BENCHMARK_QUANTITIES[metric]
+                clinic = str(row["clinic_code"])
+                cohort = str(row["cohort_id"])
+                for col, q in ((den_col, den_q), (num_col, num_q), (pat_col, pat_q)):
+                    if col and col in row:
+                        cell = Cell(ptype, pstart, clinic, cohort, q)
+                        self._put(cell, not _is_hidden(row, col), _num(row[col]), table)
         for row in self.tables.get("mart_cohort_adverse_events", []):
             cohort = str(row["cohort_id"])
             etype = str(row["event_type"])
@@ -377,15 +420,16 @@ class Audit:
         for k, qs in q_by_series.items():
             if k in all_time:
                 self._relation(all_time[k], qs, "quarters add up to all time")
-        # event types add up to all adverse events
-        per_type: dict[tuple, list[Cell]] = defaultdict(list)
-        for cell in self.cells:
-            if cell.quantity.startswith("events_"):
-                per_type[(cell.period_type, cell.period_start, cell.clinic, cell.cohort)].append(cell)
-        for k, cells in per_type.items():
-            total = Cell(*k, "adverse_events")
-            if total in self.cells:
-                self._relation(total, cells, "event types add up to all adverse events")
+        # event types add up to all (serious) adverse events
+        for prefix, total_q in (("events_", "adverse_events"), ("serious_events_", "serious_adverse_events")):
+            per_type: dict[tuple, list[Cell]] = defaultdict(list)
+            for cell in self.cells:
+                if cell.quantity.startswith(prefix):
+                    per_type[(cell.period_type, cell.period_start, cell.clinic, cell.cohort)].append(cell)
+            for k, cells in per_type.items():
+                total = Cell(*k, total_q)
+                if total in self.cells:
+                    self._relation(total, cells, f"event types add up to {total_q}")
         # shown rates: numerator = rate x denominator
         for table, specs in RATE_FIGURES.items():
             for row in self.tables.get(table, []):
@@ -406,10 +450,12 @@ class Audit:
                     if rate is None:
                         continue
                     scale = 100.0 if fig.startswith("ae_per_100") else 1.0
-                    if table == "mart_clinic_benchmark":
-                        den_q, num_q = BENCHMARK_QUANTITIES.get(str(row["metric"]), (None, None))
-                        if den_q is None:
+                    if table in METRIC_TABLES:
+                        den_q, num_q, _ = BENCHMARK_QUANTITIES.get(str(row["metric"]), (None, None, None))
+                        if den_q is None or fig != "rate":
                             continue
+                    elif den is None:
+                        continue
                     else:
                         den_q, num_q = den[2:], num[2:]
                     nc, dc = (
@@ -475,8 +521,14 @@ class Audit:
     # -- 5. nested differences ---------------------------------------------------------------------
     def check_differences(self) -> None:
         shown = {c: s.value for c, s in self.cells.items() if s.shown and s.value is not None}
+        pairs = list(NESTED_PAIRS)
+        for q in {c.quantity for c in shown}:
+            if q.startswith("events_"):
+                pairs.append((q, "serious_" + q))
+            if q.startswith("patients_with_"):
+                pairs.append(("patients", q))
         for cell, v in shown.items():
-            for sup, sub in NESTED_PAIRS:
+            for sup, sub in pairs:
                 if cell.quantity != sup:
                     continue
                 other = Cell(cell.period_type, cell.period_start, cell.clinic, cell.cohort, sub)
