@@ -472,6 +472,10 @@ class Audit:
 
     # -- 4. algebra -----------------------------------------------------------------------------------
     def check_algebra(self) -> None:
+        self._clinic_cells: dict[tuple, list[Cell]] = defaultdict(list)
+        for c in self.cells:
+            if c.clinic != ALL:
+                self._clinic_cells[(c.period_type, c.period_start, c.cohort, c.quantity)].append(c)
         hidden = {c for c, s in self.cells.items() if not s.shown}
         clinics = sorted({c.clinic for c in self.cells if c.clinic != ALL})
         self._determinable(hidden, insider=None)
@@ -515,8 +519,18 @@ class Audit:
             basis = vt[:rank]
             reach = (basis**2).sum(axis=0)
             for c, i in index.items():
-                if reach[i] > 1 - 1e-7:
+                if reach[i] > 1 - 1e-7 and not self._only_own_share(c, insider, hidden):
                     self.report.add(f"{c} is suppressed but {who} can work it out from the shown figures")
+
+    def _only_own_share(self, cell: Cell, insider: str | None, hidden: set[Cell]) -> bool:
+        """A registry (ALL) cell that a clinic works out tells it only its own share when every other clinic's
+        figure of that cell is shown (ALL = its own + what everyone sees): no one else's figure is revealed.
+        With other clinics hidden, ALL would give away their sum, and that remains a finding."""
+        if insider is None or cell.clinic != ALL:
+            return False
+        slot = (cell.period_type, cell.period_start, cell.cohort, cell.quantity)
+        others = [c for c in self._clinic_cells.get(slot, ()) if c.clinic != insider]
+        return all(c not in hidden for c in others)
 
     # -- 5. nested differences ---------------------------------------------------------------------
     def check_differences(self) -> None:

@@ -136,3 +136,38 @@ def test_identifier_column_in_the_aggregate_tier_is_found() -> None:
     row = cell("2024-01-01", "ALL", "all", patients=40)
     row["clinic_id"] = "CLN-001"
     assert any("identifier column" in f for f in run([row]))
+
+
+def test_a_clinic_working_out_a_registry_cell_is_a_finding_only_when_it_reveals_other_clinics() -> None:
+    # Quarter (benchmark) ALL = 60 = ALL m1 (hidden) + ALL m2 (hidden) + ALL m3 (30). An outsider learns only
+    # ALL m1 + ALL m2 = 30. Clinic A knows its own A m2, and B m2 and C m2 are shown, so A works out
+    # ALL m2 (that is only its own share plus public figures: fine), then ALL m1 = 30 - ALL m2, which gives
+    # away B m1 + C m1 (both hidden): that must be reported.
+    m1, m2, m3 = "2024-01-01", "2024-02-01", "2024-03-01"
+    monthly = [
+        cell(m1, "ALL", "all", sessions=None),
+        cell(m1, "Clinic A", "all", sessions=None),
+        cell(m1, "Clinic B", "all", sessions=None),
+        cell(m1, "Clinic C", "all", sessions=None),
+        cell(m2, "ALL", "all", sessions=None),
+        cell(m2, "Clinic A", "all", sessions=None),
+        cell(m2, "Clinic B", "all", sessions=0),
+        cell(m2, "Clinic C", "all", sessions=0),
+        cell(m3, "ALL", "all", sessions=30),
+    ]
+    quarter = [
+        {
+            "period_type": "quarter",
+            "period_start": m1,
+            "clinic_code": "ALL",
+            "cohort_id": "all",
+            "metric": "ae_session_rate",
+            "n_denominator": 60,
+            "n_denominator_flag": None,
+        }
+    ]
+    found = run(monthly, mart_clinic_benchmark=quarter)
+    by_a = [f for f in found if "clinic Clinic A" in f]
+    assert not any("2024-02-01" in f and "'ALL'" in f for f in by_a), by_a
+    assert any("2024-01-01" in f and "'ALL'" in f for f in by_a), by_a
+    assert not any("an outsider" in f for f in found), found
