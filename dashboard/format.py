@@ -260,16 +260,27 @@ def guess_kind(column: str) -> Kind:
 
 
 def auto_table(df: pd.DataFrame, keys: list[str], hide: tuple[str, ...] = ("is_suppressed",)) -> pd.DataFrame:
-    """Every column of a mart as display text: keys as they are, each suppressed figure ``<11``."""
+    """Every column of a mart as display text under a readable header (``dashboard.labels``): keys as they
+    are, each suppressed figure ``<11``, no ``_flag`` column, and the row's reason for hiding in words."""
+    from dashboard.labels import column_label, reason_text
+
     key_cols: list[Column] = [
-        (c, c, kind if (kind := guess_kind(c)) in ("date", "datetime", "month") else "text") for c in keys
+        (c, column_label(c), kind if (kind := guess_kind(c)) in ("date", "datetime", "month") else "text")
+        for c in keys
     ]
     figures: list[Column] = [
-        (c, c, guess_kind(c))
+        (c, column_label(c), guess_kind(c))
         for c in df.columns
         if c not in keys and c not in hide and c != "suppression_reason" and not c.endswith(FLAG_SUFFIX)
     ]
+    seen: set[str] = set()
+    for i, (source, header, kind) in enumerate([*key_cols, *figures]):
+        if header in seen:  # two columns with one label (e.g. clinic and clinic_code): keep both apart
+            target = key_cols if i < len(key_cols) else figures
+            j = i if i < len(key_cols) else i - len(key_cols)
+            target[j] = (source, f"{header} ({source})", kind)
+        seen.add(header)
     out = display_table(df, figures, key_cols)
     if "suppression_reason" in df.columns:
-        out["suppressed"] = ["" if is_missing(v) else str(v) for v in df["suppression_reason"].tolist()]
+        out[column_label("suppression_reason")] = [reason_text(v) for v in df["suppression_reason"].tolist()]
     return out

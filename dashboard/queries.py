@@ -57,6 +57,12 @@ COHORT_SESSION_RELIEF = "mart_cohort_session_relief"
 COHORT_WATERFALL = "mart_cohort_relief_waterfall"
 COHORT_AE = "mart_cohort_adverse_events"
 DIM_COHORTS = "dim_cohorts"
+FUNNEL = "mart_clinic_funnel"
+FUNNEL_LIMITS = "mart_clinic_funnel_limits"
+CASEMIX = "mart_clinic_casemix"
+CASEMIX_LIMITS = "mart_clinic_casemix_limits"
+CUSUM = "mart_clinic_cusum"
+CUSUM_STATUS = "mart_clinic_cusum_status"
 DQ_FRESHNESS = "dq_freshness"
 DQ_PLAUSIBILITY = "dq_plausibility_summary"
 DQ_QUARANTINE = "dq_quarantine_summary"
@@ -72,6 +78,10 @@ _COHORT_ORDER = {
     COHORT_WATERFALL: "cohort_id, percentile",
     COHORT_AE: "cohort_id, event_type",
 }
+# The quality review's per-group marts (one row per clinic, or per grid point) and their limit curves.
+QUALITY_TABLES = frozenset({FUNNEL, CASEMIX})
+QUALITY_LIMITS = {FUNNEL: FUNNEL_LIMITS, CASEMIX: CASEMIX_LIMITS}
+_LIMITS_X = {FUNNEL_LIMITS: "volume", CASEMIX_LIMITS: "expected_x"}
 # Row-level data-quality marts, one clinic per row (a reviewer reads its own rows from its clinic file).
 DQ_TABLES = frozenset({DQ_FRESHNESS, DQ_PLAUSIBILITY, DQ_QUARANTINE})
 # Staff-only files of published/restricted/ (SPEC §1).
@@ -235,6 +245,7 @@ class Cohort:
     label: str
     route: str | None  # set for the route cohorts (a single route criterion)
     is_everyone: bool  # no criterion at all: the whole registry
+    rank: int = 0  # place in dim_cohorts.sort_order: fixes the cohort's colour everywhere
 
 
 @dataclass(frozen=True)
@@ -460,14 +471,14 @@ class QueryLayer:
         scope = self._marts()
         if DIM_COHORTS not in self._tables(scope):
             ids = self._sql(scope, f"SELECT DISTINCT cohort_id FROM {MONTHLY} ORDER BY 1")["cohort_id"]
-            return [Cohort(c, c, None, c == "all") for c in ids]
+            return [Cohort(c, c, None, c == "all", i) for i, c in enumerate(ids)]
         cols = self._columns(scope, DIM_COHORTS)
         order = "sort_order, cohort_id" if "sort_order" in cols else "cohort_id"
         df = self._sql(scope, f"SELECT * FROM {DIM_COHORTS} ORDER BY {order}")
         label_col = next((c for c in _COHORT_LABEL_COLUMNS if c in df.columns), "cohort_id")
         criteria = [c for c in _COHORT_CRITERIA if c in df.columns]
         out = []
-        for row in df.to_dict("records"):
+        for rank, row in enumerate(df.to_dict("records")):
             set_criteria = [c for c in criteria if pd.notna(row.get(c)) and str(row.get(c)) != ""]
             if "cohort_family" in df.columns:  # the cohort seed says which family a cohort belongs to
                 family = row.get("cohort_family")
@@ -475,7 +486,9 @@ class QueryLayer:
             else:
                 route = row["route"] if set_criteria == ["route"] else None
             everyone = not set_criteria if criteria else row["cohort_id"] == "all"
-            out.append(Cohort(row["cohort_id"], str(row[label_col] or row["cohort_id"]), route, everyone))
+            out.append(
+                Cohort(row["cohort_id"], str(row[label_col] or row["cohort_id"]), route, everyone, rank)
+            )
         return out
 
     def cohort_rows(self, table: str, cohort_ids: tuple[str, ...]) -> pd.DataFrame:
@@ -538,6 +551,123 @@ class QueryLayer:
                 "AND metric = $3 ORDER BY period_start",
                 [clinic_code, cohort_id, metric],
             )
+        )
+
+    # --- clinic quality review (docs/QUALITY_REVIEW.md) -------------------------------------------
+
+    def has_quality_review(self) -> bool:
+        return FUNNEL in self._tables(self._marts())
+
+    def quality_choices(self) -> dict[str, list[str]]:
+        df = self._sql(self._marts(), f"SELECT DISTINCT period_type, cohort_id, metric FROM {FUNNEL}")
+        return {c: sorted(df[c].dropna().unique().tolist()) for c in df.columns}
+
+    def quality_periods(self, period_type: str) -> pd.DataFrame:
+        return self._sql(
+            self._marts(),
+            f"SELECT DISTINCT period_start, period_end, period_label FROM {FUNNEL} "
+            "WHERE period_type = $1 ORDER BY period_start DESC",
+            [period_type],
+        )
+
+    def quality_rows(
+        self, table: str, period_type: str, period_start: date, cohort_id: str, metric: str | None = None
+    ) -> pd.DataFrame:
+        """One group of a funnel mart (every clinic; every metric when ``metric`` is None), clinics named
+        as this principal may see them, in clinic order."""
+        if table not in QUALITY_TABLES:
+            raise ValueError(f"{table} is not a quality-review mart")
+        scope = self._marts()
+        if table not in self._tables(scope):
+            return pd.DataFrame()
+        code = self._code_column(scope, table)
+        df = self._labelled(
+            self._sql(
+                scope,
+                f"SELECT * FROM {table} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
+                f"AND ($4::VARCHAR IS NULL OR metric = $4) AND {code} <> $5 ORDER BY metric, {code}",
+                [period_type, period_start, cohort_id, metric, ALL_CLINICS],
+            )
+        )
+        return df.sort_values(["metric", "clinic"], kind="stable").reset_index(drop=True)
+
+    def quality_limits(
+        self, table: str, period_type: str, period_start: date, cohort_id: str, metric: str
+    ) -> pd.DataFrame:
+        """The smooth limit curves of one funnel (built from shown figures only)."""
+        limits = QUALITY_LIMITS[table]
+        scope = self._marts()
+        if limits not in self._tables(scope):
+            return pd.DataFrame()
+        return self._sql(
+            scope,
+            f"SELECT * FROM {limits} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
+            f"AND metric = $4 ORDER BY {_LIMITS_X[limits]}",
+            [period_type, period_start, cohort_id, metric],
+        )
+
+    def cusum_status(self) -> pd.DataFrame:
+        """Whether each clinic's CUSUM has signalled (aggregate tier: no counts, no course)."""
+        scope = self._marts()
+        if CUSUM_STATUS not in self._tables(scope):
+            return pd.DataFrame()
+        return self._labelled(self._sql(scope, f"SELECT * FROM {CUSUM_STATUS}"))
+
+    def cusum_clinics(self) -> list[str]:
+        """Clinic ids whose course-level CUSUM this principal may open: its own (a reviewer), every clinic
+        (analysts and staff), none (report readers: they see the status only)."""
+        if self.principal.role is Role.CLINIC_REVIEWER:
+            return [self.principal.clinic_id] if self.principal.clinic_id else []
+        if not self.reads_row_level:
+            return []
+        scope = self._row_level("the course-level CUSUM")
+        if CUSUM not in self._tables(scope):
+            return []
+        df = self._sql(scope, f"SELECT DISTINCT clinic_id FROM {CUSUM} ORDER BY 1")
+        return [str(c) for c in df["clinic_id"].dropna()]
+
+    def cusum_path(self, clinic_id: str, metric: str) -> pd.DataFrame:
+        """One clinic's CUSUM and VLAD course by course (row-level: its own file for a reviewer); logged."""
+        if self.principal.role is Role.CLINIC_REVIEWER:
+            if clinic_id != self.principal.clinic_id:
+                raise self._deny(f"the CUSUM of another clinic ({clinic_id})")
+            scope = self._own_clinic("your clinic's CUSUM")
+        elif self.reads_row_level:
+            scope = self._row_level("the course-level CUSUM")
+        else:
+            raise self._deny("the course-level CUSUM (report readers see whether it signalled)")
+        if CUSUM not in self._tables(scope):
+            return pd.DataFrame()
+        df = self._sql(
+            scope,
+            f"SELECT clinic_id, metric, course_seq, completion_date, completion_month, cusum_deterioration, "
+            f"cusum_improvement, threshold_deterioration, threshold_improvement, signal_deterioration, "
+            f"signal_improvement, vlad FROM {CUSUM} WHERE clinic_id = $1 AND metric = $2 ORDER BY course_seq",
+            [clinic_id, metric],
+        )
+        self._log_view(f"clinic_cusum:{clinic_id}:{metric}", len(df))
+        return df
+
+    def quarter_rates(self, clinic_code: str, cohort_id: str) -> pd.DataFrame:
+        """Quarterly rates of one clinic (its benchmark rows) or of the registry (``ALL``: the benchmark's
+        registry rate, the same on each clinic row of a quarter): the roll-up for hidden months."""
+        scope = self._marts()
+        code = self._code_column(scope, BENCHMARK)
+        if clinic_code == ALL_CLINICS:
+            return self._sql(
+                scope,
+                "SELECT period_start, any_value(period_label) AS period_label, metric, "
+                "max(registry_rate) AS rate, max(registry_rate_flag) AS rate_flag "
+                f"FROM {BENCHMARK} WHERE period_type = 'quarter' AND cohort_id = $1 "
+                "GROUP BY period_start, metric ORDER BY metric, period_start",
+                [cohort_id],
+            )
+        return self._sql(
+            scope,
+            "SELECT period_start, period_label, metric, n_denominator, n_denominator_flag, rate, rate_flag "
+            f"FROM {BENCHMARK} WHERE period_type = 'quarter' AND {code} = $1 AND cohort_id = $2 "
+            "ORDER BY metric, period_start",
+            [clinic_code, cohort_id],
         )
 
     # --- data quality (row-level; a reviewer reads its own clinic's rows) -----------------------

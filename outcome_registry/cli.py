@@ -428,6 +428,33 @@ def docs() -> None:
 
 
 @app.command()
+def report(
+    month: Annotated[str, typer.Option(help="The month of the pack, YYYY-MM (e.g. 2025-11).")],
+    out: Annotated[Path, typer.Option(help="Folder the packs are written to (created if missing).")],
+    clinic: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A clinic id whose pack to write (repeat for several). Default: every clinic with a published "
+            "clinic file. The registry pack is always written."
+        ),
+    ] = None,
+) -> None:
+    """Write the monthly pack: a PDF and an HTML file for the registry and one per clinic.
+
+    The registry pack shows what a report reader may see (clinics under pseudonyms); a clinic's pack shows
+    what that clinic's reviewer may see (its own clinic named). The dashboard's download gives the same files.
+    """
+    from outcome_registry.access import local_operator
+    from outcome_registry.report import parse_month, write_packs
+
+    home = _home()
+    written = write_packs(home, local_operator(), parse_month(month), out, clinic)
+    for path in written:
+        console.print(f"wrote {escape(path.name)}", highlight=False)
+    console.print(f"{len(written)} file(s) in {escape(str(out))}", highlight=False)
+
+
+@app.command()
 def bench(
     sizes: Annotated[str, typer.Option(help="Comma-separated session counts.")] = "10000,100000,1000000",
     include_10m: Annotated[bool, typer.Option("--10m", help="Also run 10 million sessions.")] = False,

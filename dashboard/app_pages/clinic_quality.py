@@ -1,144 +1,145 @@
-"""Clinic quality review: funnel plots against the registry, p-charts over months, clinics out of line."""
+"""Clinic quality review (docs/QUALITY_REVIEW.md): crude and case-mix adjusted funnels with smooth limits and
+the over-dispersion allowance named, the clinics outside their limits (direction, z, limit crossed), who is
+not plotted and why, CUSUM/VLAD over time, and a clinic's months against its limits."""
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import session, ui
-from dashboard.format import SUPPRESSED, Column, display_table, format_value, hidden
+from dashboard import queries, session, ui
+from dashboard.labels import METRIC_LABELS, PERIOD_LABELS, metric_label
+from dashboard.quality import banner, cusum_status_table, not_plotted, outliers
+from dashboard.quality_charts import cusum_chart, funnel_chart, p_chart, vlad_chart
 from dashboard.queries import QueryLayer
+from outcome_registry.access import Role
 
-METRIC_LABELS = {
-    "responder_30": "Responders ≥30 % relief",
-    "responder_50": "Responders ≥50 % relief",
-    "ae_session_rate": "Sessions with an adverse event",
-}
-PERIOD_LABELS = {"all_time": "All time", "quarter": "Quarter", "month": "Month"}
-STATUS_COLOURS = alt.Scale(
-    domain=["within limits", "outside 95 %", "outside 99.8 %"], range=["#4c78a8", "#f58518", "#d62728"]
-)
-OUTLIER_COLUMNS: list[Column] = [
-    ("n_denominator", "Denominator", "int"),
-    ("rate", "Rate", "pct"),
-    ("registry_rate", "Registry", "pct"),
-    ("limit_95_low..limit_95_high", "95 % limits", "pct"),
-    ("limit_998_low..limit_998_high", "99.8 % limits", "pct"),
-]
+RESPONDER_METRICS = ("responder_30", "responder_50")
 
 
-def _status(row: dict) -> str:
-    if hidden(row, "rate") or hidden(row, "outside_95"):
-        return "not shown"
-    if row.get("outside_998"):
-        return "outside 99.8 %"
-    if row.get("outside_95"):
-        return "outside 95 %"
-    return "within limits"
+def _not_plotted_note(container, rows: pd.DataFrame) -> None:
+    missing = not_plotted(rows)
+    if missing:
+        items = "\n".join(f"- **{clinic}**: {why}" for clinic, why in missing)
+        container.markdown(f"Not plotted ({len(missing)} of {len(rows)} clinics):\n{items}")
 
 
-def funnel(df: pd.DataFrame, metric: str) -> alt.LayerChart | None:
-    """Clinic rates against volume; the limit lines join the mart's limits at each clinic's volume."""
-    rows = [r for r in df.to_dict("records") if not hidden(r, "rate") and not hidden(r, "n_denominator")]
-    if not rows:
-        return None
-    points = pd.DataFrame(rows).sort_values("n_denominator")
-    points["status"] = [_status(r) for r in points.to_dict("records")]
-    points["rate_label"] = [format_value(v, "pct") for v in points["rate"]]
-    limits = points.melt(
-        id_vars=["n_denominator"], value_vars=["limit_95_low", "limit_95_high", "limit_998_low", "limit_998_high"],
-        var_name="limit", value_name="value",
-    )  # fmt: skip
-    limits["level"] = limits["limit"].map(lambda c: "99.8 %" if "998" in c else "95 %")
-    x = alt.X(
-        "n_denominator:Q", title="Denominator (courses or sessions)", scale=alt.Scale(zero=False, padding=24)
+def funnels(
+    q: QueryLayer, period_type: str, period_start, cohort: str, metric: str
+) -> dict[str, pd.DataFrame]:
+    crude = q.quality_rows(queries.FUNNEL, period_type, period_start, cohort, metric)
+    left, right = st.columns(2)
+    with left:
+        if crude.empty:
+            st.info(f"No funnel rows for {metric_label(metric).lower()} in this period and cohort.")
+        else:
+            limits = q.quality_limits(queries.FUNNEL, period_type, period_start, cohort, metric)
+            if not ui.chart(st, funnel_chart, crude, limits, "crude"):
+                st.info("No clinic's rate is shown for this period, so there is no funnel to draw.")
+            _not_plotted_note(st, crude)
+    oe = pd.DataFrame()
+    with right:
+        if metric not in RESPONDER_METRICS:
+            st.info(
+                "Case-mix adjustment is for the responder measures only: adverse events are counted per session "
+                "and the case-mix strata describe courses."
+            )
+        else:
+            oe = q.quality_rows(queries.CASEMIX, period_type, period_start, cohort, metric)
+            if oe.empty:
+                st.info("No case-mix adjusted rows for this period and cohort.")
+            else:
+                limits = q.quality_limits(queries.CASEMIX, period_type, period_start, cohort, metric)
+                if not ui.chart(st, funnel_chart, oe, limits, "oe"):
+                    st.info("No clinic's O/E is shown for this period, so there is no funnel to draw.")
+                _not_plotted_note(st, oe)
+    st.caption(
+        "Dashed curves: 95 % (alert, grey) and 99.8 % (alarm, dark) limits over the whole volume range; solid "
+        "line: the registry. A clinic beyond the 99.8 % limit is a reason to look (data first, then case mix, "
+        "then practice), not a finding. Not plotted is not 'within limits'."
     )
-    lines = (
-        alt.Chart(limits)
-        .mark_line(interpolate="monotone", strokeDash=[5, 3])
-        .encode(
-            x=x,
-            y="value:Q",
-            detail="limit:N",
-            color=alt.Color(
-                "level:N",
-                scale=alt.Scale(domain=["95 %", "99.8 %"], range=["#999", "#555"]),
-                legend=None,
-            ),
-        )  # fmt: skip
-    )
-    registry = alt.Chart(points.head(1)).mark_rule(color="#333").encode(y="registry_rate:Q")
-    dots = (
-        alt.Chart(points)
-        .mark_circle(size=110, opacity=0.9)
-        .encode(
-            x=x,
-            y=alt.Y("rate:Q", title=METRIC_LABELS.get(metric, metric), axis=alt.Axis(format="%")),
-            fill=alt.Fill("status:N", scale=STATUS_COLOURS, legend=alt.Legend(title=None, orient="top")),
-            tooltip=[
-                alt.Tooltip("clinic:N", title="Clinic"),
-                alt.Tooltip("rate_label:N", title="Rate"),
-                alt.Tooltip("n_denominator:Q", title="Denominator"),
-                "status:N",
-            ],
-        )
-    )
-    labels = (
-        alt.Chart(points).mark_text(dx=9, align="left", fontSize=11).encode(x=x, y="rate:Q", text="clinic:N")
-    )
-    return (
-        alt.layer(lines, registry, dots, labels)
-        .resolve_scale(color="independent")
-        .properties(height=320, title=METRIC_LABELS.get(metric, metric))
+    return {"crude": crude, "oe": oe}
+
+
+def outlier_section(q: QueryLayer, period_type: str, period_start, cohort: str) -> None:
+    every_crude = q.quality_rows(queries.FUNNEL, period_type, period_start, cohort)
+    every_oe = q.quality_rows(queries.CASEMIX, period_type, period_start, cohort)
+    by_metric = {m: g for m, g in every_crude.groupby("metric")} if not every_crude.empty else {}
+    note = banner(by_metric)
+    getattr(st, note.kind)(note.text)
+    table = outliers(every_crude, every_oe)
+    if not table.empty:
+        st.dataframe(table, hide_index=True)
+    st.caption(
+        "Direction is against the registry (high or low), with whether that is better or worse for the "
+        "measure; z is after the over-dispersion allowance; the limit is the widest one crossed."
     )
 
 
-def p_chart(df: pd.DataFrame, metric: str) -> alt.LayerChart:
-    records = df.to_dict("records")
-    data = df.copy()
-    data["period_start"] = pd.to_datetime(data["period_start"])
-    data["rate_label"] = [
-        SUPPRESSED if hidden(r, "rate") else format_value(r["rate"], "pct") for r in records
-    ]
-    data["status"] = [_status(r) for r in records]
-    shown = data[[not hidden(r, "rate") for r in records]]
-    # Ordinal months: a time axis over a few months would tick every week and repeat month labels.
-    x = alt.X("period_label:O", title=None, sort=alt.SortField("period_start"), axis=alt.Axis(labelAngle=0))
-    base = alt.Chart(shown).encode(x=x)
-    layers = [
-        base.mark_area(opacity=0.10, color="#555").encode(y="limit_998_low:Q", y2="limit_998_high:Q"),
-        base.mark_area(opacity=0.15, color="#4c78a8").encode(y="limit_95_low:Q", y2="limit_95_high:Q"),
-        base.mark_line(color="#333", strokeDash=[4, 3]).encode(y="registry_rate:Q"),
-        base.mark_line(color="#4c78a8").encode(y=alt.Y("rate:Q", title=METRIC_LABELS.get(metric, metric),
-                                                       axis=alt.Axis(format="%"))),
-        base.mark_circle(size=80).encode(
-            y="rate:Q", fill=alt.Fill("status:N", scale=STATUS_COLOURS, legend=alt.Legend(title=None, orient="top")),
-            tooltip=[alt.Tooltip("period_label:N", title="Month"), alt.Tooltip("rate_label:N", title="Rate"),
-                     "status:N"],
-        ),
-    ]  # fmt: skip
-    not_shown = data[[hidden(r, "rate") for r in records]]
-    if len(not_shown):
-        layers.append(
-            alt.Chart(not_shown.assign(y=0.02, label=SUPPRESSED))
-            .mark_text(color="#8a5a00", fontWeight="bold")
-            .encode(x=x, y="y:Q", text="label:N",
-                    tooltip=[alt.Tooltip("period_label:N", title="Month"), alt.Tooltip("label:N", title="Rate")])
-        )  # fmt: skip
-    return alt.layer(*layers).properties(height=280)
+def cusum_section(q: QueryLayer, metric: str) -> None:
+    clinics = q.cusum_clinics()
+    metric = metric if metric in RESPONDER_METRICS else RESPONDER_METRICS[0]
+    if clinics:
+        if q.principal.role is Role.CLINIC_REVIEWER:
+            clinic = clinics[0]
+            st.caption(
+                f"Your clinic, {clinic}: its courses in order of completion ({metric_label(metric).lower()})."
+            )
+        else:
+            clinic = st.selectbox("Clinic (CUSUM)", clinics)
+        path = q.cusum_path(clinic, metric)
+        if path.empty:
+            st.info(f"No CUSUM for {clinic} and {metric_label(metric).lower()} (no evaluable course).")
+        else:
+            left, right = st.columns(2)
+            ui.chart(left, cusum_chart, path)
+            ui.chart(right, vlad_chart, path)
+            st.caption(
+                "A course fails when it is not a responder; its expected chance comes from the case-mix model. "
+                "Upper chart: odds of failure doubled (deterioration); lower: halved (improvement, drawn below "
+                "0). A triangle marks a signal (the chart reaching h). VLAD: responders gained or lost against "
+                "the expectation."
+            )
+    status = q.cusum_status()
+    if status.empty:
+        st.info("No CUSUM status has been published.")
+        return
+    st.markdown("**Signals by clinic** (every clinic whose all-time rate is shown)")
+    st.dataframe(cusum_status_table(status), hide_index=True)
+    if not clinics:
+        st.caption("The course-by-course chart is for each clinic's own reviewers and for analysts.")
+
+
+def p_chart_section(q: QueryLayer, cohort: str, metric: str) -> None:
+    clinic_names = q.clinic_labels()  # clinic_code -> the name this user may see
+    p1, p2 = st.columns(2)
+    clinic = p1.selectbox("Clinic", list(clinic_names), format_func=lambda c: clinic_names.get(c, c))
+    choices = q.benchmark_choices().get("metric", [])
+    p_metric = p2.selectbox("Measure (by month)", choices, index=choices.index(metric) if metric in choices else 0,
+                            format_func=metric_label)  # fmt: skip
+    months = q.benchmark_clinic_months(clinic, cohort, p_metric)
+    if months.empty:
+        st.info("No monthly benchmark rows for this clinic, cohort and measure.")
+        return
+    ui.chart(st, p_chart, months, p_metric)
+    st.caption(
+        "Bars: that month's 95 % (inner) and 99.8 % (outer) limits at its own volume; points joined only "
+        "across consecutive shown months; `<11`: the month's rate is hidden."
+    )
 
 
 def render(q: QueryLayer) -> None:
-    choices = q.benchmark_choices()
-    if not choices.get("period_type"):
-        st.info("The published warehouse has no clinic benchmark rows yet.")
+    if not q.has_quality_review():
+        st.info(
+            "The published warehouse has no quality-review tables yet; rebuild with `outcome-registry run`."
+        )
         return
+    choices = q.quality_choices()
     labels = ui.cohort_labels(q)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     period_types = [p for p in PERIOD_LABELS if p in choices["period_type"]]
     period_type = c1.selectbox("Period", period_types, format_func=lambda p: PERIOD_LABELS.get(p, p))
-    periods = q.benchmark_periods(period_type)
+    periods = q.quality_periods(period_type)
     options = list(range(len(periods)))
     picked = c2.selectbox("Which", options, format_func=lambda i: str(periods["period_label"].iloc[i]),
                           disabled=len(options) <= 1)  # fmt: skip
@@ -147,55 +148,17 @@ def render(q: QueryLayer) -> None:
     default = ui.default_cohort([c for c in q.cohorts() if c.cohort_id in cohort_ids])
     cohort = c3.selectbox("Cohort", cohort_ids, index=cohort_ids.index(default) if default in cohort_ids else 0,
                           format_func=lambda c: labels.get(c, c))  # fmt: skip
+    metrics = [m for m in METRIC_LABELS if m in choices["metric"]]
+    metric = c4.selectbox("Measure", metrics, format_func=metric_label)
 
-    st.subheader("Funnel plots")
-    responder_metrics = [m for m in ("responder_30", "responder_50") if m in choices["metric"]]
-    metric = st.segmented_control("Response measure", responder_metrics, default=responder_metrics[0],
-                                  format_func=lambda m: METRIC_LABELS[m], required=True) if responder_metrics else None  # fmt: skip
-    left, right = st.columns(2)
-    for column, m in ((left, metric), (right, "ae_session_rate")):
-        if m is None or m not in choices["metric"]:
-            continue
-        rows = q.benchmark_period(period_type, period_start, cohort, m)
-        if not ui.chart(column, funnel, rows, m):
-            column.info(f"No clinic has a shown {METRIC_LABELS.get(m, m).lower()} for this period.")
-        not_plotted = sorted(
-            r["clinic"] for r in rows.to_dict("records") if hidden(r, "rate") or hidden(r, "n_denominator")
-        )
-        if not_plotted:
-            column.caption(f"Not plotted (a small cell, shown as `{SUPPRESSED}`): {', '.join(not_plotted)}.")
-    st.caption(
-        "Dashed lines: 95 % (grey) and 99.8 % (dark) control limits at each clinic's volume, joined across "
-        "clinics; solid line: registry rate. A clinic outside the 99.8 % limits warrants review."
-    )
-
-    st.subheader("Clinics outside the limits")
-    outliers = q.benchmark_outliers(period_type, period_start, cohort)
-    if outliers.empty:
-        st.success("Every clinic shown is within its 95 % limits for this period.")
-    else:
-        table = display_table(
-            outliers, OUTLIER_COLUMNS, [("clinic", "Clinic", "text"), ("metric", "Measure", "text")]
-        )
-        table["Measure"] = table["Measure"].map(lambda m: METRIC_LABELS.get(m, m))
-        table.insert(2, "Status", [_status(r) for r in outliers.to_dict("records")])
-        st.dataframe(table, hide_index=True)
-
-    st.subheader("p-chart by month")
-    clinic_names = q.clinic_labels()  # clinic_code -> the name this user may see
-    p1, p2 = st.columns(2)
-    clinic = p1.selectbox("Clinic", list(clinic_names), format_func=lambda c: clinic_names.get(c, c))
-    metrics = choices["metric"]
-    p_metric = p2.selectbox("Measure", metrics, index=metrics.index(metric) if metric in metrics else 0,
-                            format_func=lambda m: METRIC_LABELS.get(m, m))  # fmt: skip
-    months = q.benchmark_clinic_months(clinic, cohort, p_metric)
-    if months.empty:
-        st.info("No monthly benchmark rows for this clinic, cohort and measure.")
-    else:
-        ui.chart(st, p_chart, months, p_metric)
-        st.caption(
-            "Bands: 95 % (inner) and 99.8 % (outer) limits at each month's volume; dashed: registry rate."
-        )
+    with ui.section("Funnel plots"):
+        funnels(q, period_type, period_start, cohort, metric)
+    with ui.section("Clinics outside their limits"):
+        outlier_section(q, period_type, period_start, cohort)
+    with ui.section("Monitoring over time: CUSUM and VLAD"):
+        cusum_section(q, metric)
+    with ui.section("One clinic, month by month"):
+        p_chart_section(q, cohort, metric)
 
 
 ctx = session.page("clinic_quality")

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, session, ui
-from dashboard.format import (
-    SUPPRESSED,
-    auto_table,
-    ci_cell,
-    format_value,
-    hidden,
-    row_suppressed,
-    with_labels,
-)
-from dashboard.queries import QueryLayer
+from dashboard import charts, queries, session, ui
+from dashboard.format import SUPPRESSED, auto_table, hidden, row_suppressed
+from dashboard.queries import Cohort, QueryLayer
 
 FOLLOWUP_POINTS = (  # (column, timepoint label, order)
     ("mean_baseline_pain", "Baseline", 0),
@@ -26,207 +17,101 @@ FOLLOWUP_POINTS = (  # (column, timepoint label, order)
 )
 
 
-def _labelled(df: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+def with_cohorts(df: pd.DataFrame, items: dict[str, Cohort]) -> pd.DataFrame:
+    """Add the cohort's label and its rank in dim_cohorts (which fixes its colour on every chart)."""
     out = df.copy()
-    out["cohort"] = out["cohort_id"].map(lambda c: labels.get(c, c))
+    out["cohort"] = [items[c].label if c in items else c for c in out["cohort_id"]]
+    out["cohort_rank"] = [items[c].rank if c in items else len(items) for c in out["cohort_id"]]
     return out
 
 
 def _suppressed_note(df: pd.DataFrame, column: str, what: str) -> None:
     if any(hidden(r, column) for r in df.to_dict("records")):
-        st.caption(f"Points describing fewer than 11 patients are not drawn ({what} shows `{SUPPRESSED}`).")
+        st.caption(f"Figures describing fewer than 11 patients are not drawn ({what} shows `{SUPPRESSED}`).")
 
 
-def _tooltips(data: pd.DataFrame, fields: list[tuple[str, str]]) -> list[alt.Tooltip]:
-    """Tooltips for the ``<col>_label`` text columns that exist (a mart may publish no counts)."""
-    return [alt.Tooltip(f"{c}_label:N", title=t) for c, t in fields if f"{c}_label" in data.columns]
+def _table(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    shown = df.drop(columns=[c for c in ("cohort_id", "cohort_rank", "sort_order") if c in df.columns])
+    return auto_table(shown, ["cohort", *keys])
 
 
-def session_relief(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(q.cohort_rows(queries.COHORT_SESSION_RELIEF, chosen), labels)
-    ui.chart(st, session_relief_chart, df)
+def session_relief(q: QueryLayer, chosen: tuple[str, ...], items: dict[str, Cohort]) -> None:
+    df = with_cohorts(q.cohort_rows(queries.COHORT_SESSION_RELIEF, chosen), items)
+    if not ui.chart(st, charts.session_relief_chart, df):
+        st.info("No mean relief by session is shown for the chosen cohorts.")
     _suppressed_note(df, "mean_relief_pct", "the table")
     with st.expander("Table"):
-        st.dataframe(
-            auto_table(df.drop(columns=["cohort"]), ["cohort_id", "session_number"]), hide_index=True
+        st.dataframe(_table(df, ["session_number"]), hide_index=True)
+
+
+def waterfall(q: QueryLayer, chosen: tuple[str, ...], items: dict[str, Cohort]) -> None:
+    df = with_cohorts(q.cohort_rows(queries.COHORT_WATERFALL, chosen), items)
+    missing = [items[c].label if c in items else c for c in chosen if c not in set(df["cohort_id"])]
+    if df.empty or not ui.chart(st, charts.waterfall_chart, df, stretch=False):
+        st.info(
+            "No waterfall for the chosen cohorts (only cohorts whose evaluable courses are shown have one)."
         )
-
-
-def session_relief_chart(df: pd.DataFrame) -> alt.Chart:
-    data = with_labels(df, {"mean_relief_pct": "pct", "n_patients": "int"})
-    shown = data[[not hidden(r, "mean_relief_pct") for r in data.to_dict("records")]]
-    return (
-        alt.Chart(shown)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("session_number:O", title="Session number within course", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("mean_relief_pct:Q", title="Mean relief", axis=alt.Axis(format="%")),
-            color=alt.Color("cohort:N", title=None, legend=alt.Legend(orient="top")),
-            tooltip=[
-                "cohort:N",
-                "session_number:O",
-                *_tooltips(data, [("mean_relief_pct", "Mean relief"), ("n_patients", "Patients")]),
-            ],
-        )
-        .properties(height=280)
-    )
-
-
-def waterfall(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(q.cohort_rows(queries.COHORT_WATERFALL, chosen), labels)
-    missing = [labels.get(c, c) for c in chosen if c not in set(df["cohort_id"])]
-    if df.empty:
-        st.info("No waterfall for the chosen cohorts (only cohorts with at least 11 patients have one).")
     else:
-        ui.chart(st, waterfall_chart, df, stretch=False)
         st.caption("Dashed lines: 30 % and 50 % relief (responder thresholds).")
     if missing:
-        st.caption(f"No waterfall for {', '.join(missing)}: fewer than 11 patients.")
+        st.caption(f"No waterfall for {', '.join(missing)}: fewer than 11 evaluable courses (or hidden).")
 
 
-def waterfall_chart(df: pd.DataFrame) -> alt.FacetChart:
-    df = df[[not hidden(r, "course_relief_pct") for r in df.to_dict("records")]]  # never draw a hidden bar
-    df = df.assign(relief=[format_value(v, "pct") for v in df["course_relief_pct"]])
-    # Layers take their data from the facet (no data of their own), so each panel shows one cohort.
-    bars = (
-        alt.Chart()
-        .mark_bar()
-        .encode(
-            x=alt.X("percentile:Q", title="Courses, ranked (percentile)", scale=alt.Scale(domain=[0, 101])),
-            y=alt.Y("course_relief_pct:Q", title="Course relief", axis=alt.Axis(format="%"), stack=None),
-            color=alt.Color("cohort:N", title=None, legend=None),
-            tooltip=["cohort:N", "percentile:Q", alt.Tooltip("relief:N", title="Course relief")],
-        )
-        .properties(height=200, width=260)
-    )
-    rules = [
-        alt.Chart().mark_rule(strokeDash=[4, 3], color="#666").encode(y=alt.datum(v)) for v in (0.3, 0.5)
-    ]
-    return alt.layer(bars, *rules, data=df).facet(column=alt.Column("cohort:N", title=None))
-
-
-def km(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(q.cohort_rows(queries.KM, chosen), labels)
-    ui.chart(st, km_chart, df)
+def km(q: QueryLayer, chosen: tuple[str, ...], items: dict[str, Cohort]) -> None:
+    df = with_cohorts(q.cohort_rows(queries.KM, chosen), items)
+    if not ui.chart(st, charts.km_chart, df, stretch=False):
+        st.info("No time-to-retreatment curve is published for the chosen cohorts.")
+        return
     st.caption(
-        "Kaplan–Meier estimate with 95 % band; each curve stops where fewer than 11 courses remain at risk."
+        "Kaplan–Meier estimate with 95 % band; each curve stops where fewer than 11 courses remain at risk. "
+        "Number at risk: courses still at risk at the start of each published interval, printed where the "
+        "interval starts (published grid times only)."
     )
     with st.expander("Table"):
-        st.dataframe(auto_table(df.drop(columns=["cohort"]), ["cohort_id", "time_days"]), hide_index=True)
+        st.dataframe(_table(df, ["time_days"]), hide_index=True)
 
 
-def km_chart(df: pd.DataFrame) -> alt.LayerChart:
-    data = with_labels(df, {"survival": "pct", "n_at_risk": "int"})
-    data["ci"] = [ci_cell(r, "ci_low", "ci_high") for r in data.to_dict("records")]
-    shown = data[[not hidden(r, "survival") for r in data.to_dict("records")]]
-    base = alt.Chart(shown).encode(
-        x=alt.X("time_days:Q", title="Days since the end of the course"),
-        color=alt.Color("cohort:N", title=None, legend=alt.Legend(orient="top")),
-    )
-    band = base.mark_area(opacity=0.15, interpolate="step-after").encode(y="ci_low:Q", y2="ci_high:Q")
-    line = base.mark_line(interpolate="step-after").encode(
-        y=alt.Y(
-            "survival:Q", title="Not yet retreated", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])
-        ),
-        tooltip=[
-            "cohort:N",
-            "time_days:Q",
-            alt.Tooltip("survival_label:N", title="Not retreated"),
-            alt.Tooltip("ci:N", title="95 % CI"),
-            *_tooltips(data, [("n_at_risk", "At risk")]),
-        ],
-    )
-    return alt.layer(band, line).properties(height=300)
-
-
-def followup(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(q.cohort_rows(queries.COHORT_OUTCOMES, chosen), labels)
-    ui.chart(st, followup_chart, df)
+def followup(q: QueryLayer, chosen: tuple[str, ...], items: dict[str, Cohort]) -> None:
+    df = with_cohorts(q.cohort_rows(queries.COHORT_OUTCOMES, chosen), items)
+    if not ui.chart(st, charts.followup_chart, df, FOLLOWUP_POINTS):
+        st.info("No follow-up pain is shown for the chosen cohorts.")
     suppressed = [r["cohort"] for r in df.to_dict("records") if row_suppressed(r)]
     if suppressed:
         st.caption(
             f"{', '.join(suppressed)}: figures that describe fewer than 11 patients (or would reveal such a "
             f"figure) are shown as `{SUPPRESSED}`."
         )
-    st.dataframe(auto_table(df.drop(columns=["cohort"]), ["cohort_id"]), hide_index=True)
+    shown = df.drop(columns=[c for c in ("cohort_name", "cohort_family") if c in df.columns])
+    st.dataframe(_table(shown, []), hide_index=True)
 
 
-def followup_chart(df: pd.DataFrame) -> alt.Chart | None:
-    points = [p for p in FOLLOWUP_POINTS if p[0] in df.columns]
-    rows = []
-    for r in df.to_dict("records"):
-        for column, label, order in points:
-            if not hidden(r, column) and r.get(column) is not None and pd.notna(r.get(column)):
-                rows.append({"cohort": r["cohort"], "timepoint": label, "order": order, "pain": r[column],
-                             "label": format_value(r[column], "num1")})  # fmt: skip
-    if not rows:
-        return None
-    return (
-        alt.Chart(pd.DataFrame(rows))
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("timepoint:N", sort=[p[1] for p in points], title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("pain:Q", title="Mean pain (NRS 0–10)", scale=alt.Scale(domain=[0, 10])),
-            color=alt.Color("cohort:N", title=None, legend=alt.Legend(orient="top")),
-            tooltip=["cohort:N", "timepoint:N", alt.Tooltip("label:N", title="Mean pain")],
-        )
-        .properties(height=260)
-    )
-
-
-def adverse_events(q: QueryLayer, chosen: tuple[str, ...], labels: dict[str, str]) -> None:
-    df = _labelled(q.cohort_rows(queries.COHORT_AE, chosen), labels)
-    ui.chart(st, ae_chart, df)
-    _suppressed_note(df, "events_per_100_sessions", "the table")
+def adverse_events(q: QueryLayer, chosen: tuple[str, ...], items: dict[str, Cohort]) -> None:
+    df = with_cohorts(q.cohort_rows(queries.COHORT_AE, chosen), items)
+    if not ui.chart(st, charts.ae_chart, df, stretch=False):
+        st.info("No adverse-event profile is published for the chosen cohorts.")
+    _suppressed_note(df, "events_per_100_sessions", "the chart and the table")
     with st.expander("Table"):
-        st.dataframe(auto_table(df.drop(columns=["cohort"]), ["cohort_id", "event_type"]), hide_index=True)
-
-
-def ae_chart(df: pd.DataFrame) -> alt.Chart:
-    data = with_labels(
-        df, {"events_per_100_sessions": "num1", "n_events": "int", "n_patients_with_event": "int"}
-    )
-    shown = data[[not hidden(r, "events_per_100_sessions") for r in data.to_dict("records")]]
-    return (
-        alt.Chart(shown)
-        .mark_bar()
-        .encode(
-            y=alt.Y("event_type:N", title=None),
-            yOffset="cohort:N",
-            x=alt.X("events_per_100_sessions:Q", title="Events per 100 sessions"),
-            color=alt.Color("cohort:N", title=None, legend=alt.Legend(orient="top")),
-            tooltip=[
-                "cohort:N",
-                "event_type:N",
-                *_tooltips(
-                    data,
-                    [
-                        ("events_per_100_sessions", "Per 100 sessions"),
-                        ("n_events", "Events"),
-                        ("n_patients_with_event", "Patients"),
-                    ],
-                ),
-            ],
-        )
-        .properties(height=max(200, 22 * len(shown)))
-    )
+        st.dataframe(_table(df, ["event_type"]), hide_index=True)
 
 
 def render(q: QueryLayer) -> None:
-    items = q.cohorts()
-    labels = {c.cohort_id: c.label for c in items}
-    default = [c.cohort_id for c in items if c.is_everyone][:1] + [c.cohort_id for c in items if c.route][:2]
+    cohort_list = q.cohorts()
+    items = {c.cohort_id: c for c in cohort_list}
+    default = [c.cohort_id for c in cohort_list if c.is_everyone][:1] + [
+        c.cohort_id for c in cohort_list if c.route
+    ][:2]
     chosen = tuple(
         st.multiselect(
             "Cohorts to compare",
-            [c.cohort_id for c in items],
+            [c.cohort_id for c in cohort_list],
             default=default,
-            format_func=lambda c: labels.get(c, c),
+            format_func=lambda c: items[c].label if c in items else c,
         )  # fmt: skip
     )
     if not chosen:
         st.info("Choose one or more cohorts.")
         return
+    chosen = tuple(sorted(chosen, key=lambda c: items[c].rank if c in items else len(items)))
     for title, part in (
         ("Relief by session number", session_relief),
         ("Course relief waterfall", waterfall),
@@ -235,7 +120,7 @@ def render(q: QueryLayer) -> None:
         ("Adverse-event profile", adverse_events),
     ):
         with ui.section(title):
-            part(q, chosen, labels)
+            part(q, chosen, items)
 
 
 ctx = session.page("cohorts")

@@ -96,7 +96,8 @@ def open_page(use_home: Callable[[RegistryHome], None], loopback: None) -> Itera
 
 @pytest.fixture()
 def captured_downloads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bytes]]:
-    """(file name, bytes) of every download button the pages draw (AppTest does not serve the files)."""
+    """(file name, data) of every download button the pages draw (AppTest does not serve the files): bytes,
+    or the callable that makes the file when the button is pressed (the monthly pack)."""
     from dashboard import ui
 
     captured: list[tuple[str, bytes]] = []

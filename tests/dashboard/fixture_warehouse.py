@@ -307,6 +307,219 @@ def dim_cohorts() -> pd.DataFrame:
     ))  # fmt: skip
 
 
+# --- the clinic quality review (models/marts/quality): hand-set groups the quality-page tests read ---------
+# All time, cohort all: responder_30 has all three clinics plotted and over-dispersed (CLN-001 high beyond
+# 95 % only, CLN-002 within, CLN-003 low beyond 99.8 %); responder_50 has one plotted clinic (not assessed);
+# adverse events: every clinic plotted, CLN-003 high (worse) beyond 95 %. Nov 2025: CLN-002 complementary,
+# CLN-003 small. 2025-Q4: nobody plotted. 2025-Q3: everybody plotted and within.
+ALL_TIME = (date(2024, 1, 1), date(2025, 12, 31), "all time")
+Q3_2025 = (date(2025, 7, 1), date(2025, 9, 30), "2025-Q3")
+Q4_2025 = (date(2025, 10, 1), date(2025, 12, 31), "2025-Q4")
+NOV = (NOV_2025, date(2025, 11, 30), "2025-11")
+OCT = (date(2025, 10, 1), date(2025, 10, 31), "2025-10")
+Z95, Z998 = 1.959964, 3.090232
+QUALITY_GROUPS = {  # (period, metric) -> clinic -> (n, rate, z_adjusted, plotted or the reason it is not)
+    ("all_time", ALL_TIME, "responder_30"): {"CLN-001": (120, 0.62, 2.31, None), "CLN-002": (80, 0.50, 0.0, None),
+                                             "CLN-003": (40, 0.20, -3.52, None)},
+    ("all_time", ALL_TIME, "responder_50"): {"CLN-001": (120, 0.30, 0.4, None), "CLN-002": (None, None, None, "complementary"),
+                                             "CLN-003": (None, None, None, "small")},
+    ("all_time", ALL_TIME, "ae_session_rate"): {"CLN-001": (480, 0.08, 0.0, None), "CLN-002": (320, 0.07, -0.8, None),
+                                                "CLN-003": (160, 0.11, 2.05, None)},
+    ("month", NOV, "responder_30"): {"CLN-001": (15, 0.51, 0.1, None), "CLN-002": (None, None, None, "complementary"),
+                                     "CLN-003": (None, None, None, "small")},
+    ("month", OCT, "responder_30"): {"CLN-001": (14, 0.50, 0.0, None), "CLN-002": (12, 0.50, 0.0, None),
+                                     "CLN-003": (11, 0.45, -0.3, None)},
+    ("quarter", Q4_2025, "responder_30"): {"CLN-001": (30, None, None, "rate_hidden"),
+                                           "CLN-002": (None, None, None, "complementary"),
+                                           "CLN-003": (None, None, None, "small")},
+    ("quarter", Q3_2025, "responder_30"): {"CLN-001": (30, 0.55, 0.5, None), "CLN-002": (25, 0.48, -0.2, None),
+                                           "CLN-003": (12, 0.50, 0.0, None)},
+}  # fmt: skip
+QUALITY_TARGET = {"responder_30": 0.50, "responder_50": 0.28, "ae_session_rate": 0.08}
+QUALITY_TAU2 = {("all_time", "responder_30"): 0.004}
+FUNNEL_FIGURES = ("n_denominator", "n_numerator", "rate", "target_rate", "z_score", "z_adjusted", "limit_95_low",
+                  "limit_95_high", "limit_998_low", "limit_998_high")  # fmt: skip
+CASEMIX_FIGURES = ("n_denominator", "n_observed", "expected", "oe_ratio", "adjusted_rate", "crude_rate", "target_rate",
+                   "z_score", "z_adjusted", "limit_95_low", "limit_95_high", "limit_998_low", "limit_998_high",
+                   "funnel_x")  # fmt: skip
+CUSUM_SIGNAL_COURSE = 40  # CLN-003's deterioration chart signals here
+
+
+def arcsine_limits(p0: float, n: float, tau2: float = 0.0) -> dict[str, float]:
+    """docs/QUALITY_REVIEW.md §2: sin²(asin√p0 ∓ z·√(1/4n + τ²)), the angle clamped to [0, π/2]."""
+    import math
+
+    t = math.asin(math.sqrt(p0))
+    out = {}
+    for name, z in (("95", Z95), ("998", Z998)):
+        half = z * math.sqrt(1 / (4 * n) + tau2)
+        out[f"limit_{name}_low"] = math.sin(max(0.0, t - half)) ** 2
+        out[f"limit_{name}_high"] = math.sin(min(math.pi / 2, t + half)) ** 2
+    return out
+
+
+def _group_fields(ptype: str, metric: str, clinics: dict) -> dict:
+    plotted = [c for c, v in clinics.items() if v[3] is None]
+    k = len(plotted)
+    tau2 = QUALITY_TAU2.get((ptype, metric), 0.0)
+    if k < 3:
+        return dict(clinics_assessed=k, heterogeneity_q=None, chi2_critical=None, overdispersed=None, phi=None,
+                    tau2=0.0, adjustment="not_assessed")  # fmt: skip
+    q = sum(clinics[c][2] ** 2 for c in plotted) * (1 + 400 * tau2)
+    return dict(clinics_assessed=k, heterogeneity_q=q, chi2_critical=5.991465, overdispersed=tau2 > 0,
+                phi=q / k / 0.678655, tau2=tau2, adjustment="random_effects" if tau2 > 0 else "none")  # fmt: skip
+
+
+def _crossing(z: float | None) -> tuple[str | None, str | None]:
+    if z is None:
+        return None, None
+    if abs(z) <= Z95:
+        return "within", "none"
+    return ("high" if z > 0 else "low"), ("alarm_99_8" if abs(z) > Z998 else "alert_95")
+
+
+def clinic_funnel() -> pd.DataFrame:
+    rows = []
+    for (ptype, (start, end, label), metric), clinics in QUALITY_GROUPS.items():
+        group = _group_fields(ptype, metric, clinics)
+        target = QUALITY_TARGET[metric]
+        for clinic, (n, rate, z, reason) in clinics.items():
+            direction, crossed = _crossing(z if reason is None else None)
+            values = dict(n_denominator=n, n_numerator=None if rate is None or n is None else round(rate * n),
+                          rate=rate, target_rate=target, z_score=z, z_adjusted=z,
+                          **(arcsine_limits(target, n, group["tau2"]) if n else dict.fromkeys(
+                              ("limit_95_low", "limit_95_high", "limit_998_low", "limit_998_high"))))  # fmt: skip
+            hide = {f for f in FUNNEL_FIGURES if values[f] is None and f != "target_rate"}
+            if reason == "rate_hidden":
+                hide |= {"n_numerator", "rate", "z_score", "z_adjusted"}
+            rows.append(dict(
+                period_type=ptype, period_start=start, period_end=end, period_label=label, clinic_id=clinic,
+                clinic_code=CODES[clinic], cohort_id="all", metric=metric, higher_is_better=metric != "ae_session_rate",
+                **_flags(values, hide, FUNNEL_FIGURES), plotted=reason is None, not_plotted_reason=reason,
+                direction=direction, limit_crossed=crossed, **group, method="arcsine (PR) funnel (fixture)",
+                is_suppressed=reason in ("small", "complementary"),
+                suppression_reason={"small": "small_cell", "complementary": "complementary"}.get(reason or ""),
+            ))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def funnel_limits() -> pd.DataFrame:
+    rows = []
+    for (ptype, (start, end, label), metric), clinics in QUALITY_GROUPS.items():
+        if all(v[3] is not None for v in clinics.values()):
+            continue  # no plotted clinic: no curve (as the mart)
+        group = _group_fields(ptype, metric, clinics)
+        target = QUALITY_TARGET[metric]
+        top = max(v[0] for v in clinics.values() if v[3] is None) * 1.1
+        volume = 1
+        while volume <= top * 1.04:
+            limits = arcsine_limits(target, volume, group["tau2"])
+            rows.append(dict(period_type=ptype, period_start=start, period_end=end, period_label=label,
+                             cohort_id="all", metric=metric, volume=volume, target_rate=target,
+                             **_flags(limits, set(), tuple(limits)), clinics_assessed=group["clinics_assessed"],
+                             phi=group["phi"], tau2=group["tau2"], adjustment=group["adjustment"],
+                             method="fixture", is_suppressed=False, suppression_reason=None))  # fmt: skip
+            volume = volume + 1 if volume < 50 else int(volume * 1.04) + 1
+    return pd.DataFrame(rows)
+
+
+OE = {"CLN-001": 1.18, "CLN-002": 1.0, "CLN-003": 0.5}
+
+
+def clinic_casemix() -> pd.DataFrame:
+    rows = []
+    for (ptype, (start, end, label), metric), clinics in QUALITY_GROUPS.items():
+        if metric == "ae_session_rate":
+            continue
+        group = _group_fields(ptype, metric, clinics)
+        target = QUALITY_TARGET[metric]
+        for clinic, (n, rate, _z, reason) in clinics.items():
+            shown = reason is None
+            expected = n * target if shown else None
+            oe = (OE[clinic] if metric == "responder_30" and ptype == "all_time" else 1.02) if shown else None
+            zz = (oe - 1) * 6.0 if shown else None
+            direction, crossed = _crossing(zz)
+            values = dict(n_denominator=n, n_observed=None if not shown else round(rate * n), expected=expected,
+                          oe_ratio=oe, adjusted_rate=None if not shown else oe * target, crude_rate=rate,
+                          target_rate=target, z_score=zz, z_adjusted=zz,
+                          limit_95_low=1 - Z95 / 6 if shown else None, limit_95_high=1 + Z95 / 6 if shown else None,
+                          limit_998_low=1 - Z998 / 6 if shown else None, limit_998_high=1 + Z998 / 6 if shown else None,
+                          funnel_x=expected)  # fmt: skip
+            hide = {f for f in CASEMIX_FIGURES if values[f] is None}
+            rows.append(dict(
+                period_type=ptype, period_start=start, period_end=end, period_label=label, clinic_id=clinic,
+                clinic_code=CODES[clinic], cohort_id="all", metric=metric, **_flags(values, hide, CASEMIX_FIGURES),
+                plotted=shown, not_plotted_reason=reason, direction=direction, limit_crossed=crossed, **group,
+                kappa=0.5, method="O/E (fixture)", is_suppressed=reason in ("small", "complementary"),
+                suppression_reason={"small": "small_cell", "complementary": "complementary"}.get(reason or ""),
+            ))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def casemix_limits() -> pd.DataFrame:
+    import math
+
+    rows = []
+    for (ptype, (start, end, label), metric), clinics in QUALITY_GROUPS.items():
+        if metric == "ae_session_rate" or all(v[3] is not None for v in clinics.values()):
+            continue
+        group = _group_fields(ptype, metric, clinics)
+        top = max(v[0] for v in clinics.values() if v[3] is None) * QUALITY_TARGET[metric] * 1.1
+        x = 1.0
+        while x <= top * 1.04:
+            half95, half998 = Z95 * math.sqrt(0.5 / x), Z998 * math.sqrt(0.5 / x)
+            limits = dict(limit_95_low=max(0.0, 1 - half95), limit_95_high=1 + half95,
+                          limit_998_low=max(0.0, 1 - half998), limit_998_high=1 + half998)  # fmt: skip
+            rows.append(dict(period_type=ptype, period_start=start, period_end=end, period_label=label, cohort_id="all",
+                             metric=metric, expected_x=x, target_ratio=1.0, **_flags(limits, set(), tuple(limits)),
+                             kappa=0.5, clinics_assessed=group["clinics_assessed"], phi=group["phi"], tau2=group["tau2"],
+                             adjustment=group["adjustment"], method="fixture", is_suppressed=False,
+                             suppression_reason=None))  # fmt: skip
+            x = x + 1 if x < 20 else x * 1.05
+    return pd.DataFrame(rows)
+
+
+def clinic_cusum() -> pd.DataFrame:
+    """60 courses per clinic; CLN-003's deterioration chart climbs to its threshold at course 40."""
+    rows = []
+    for clinic in CLINICS:
+        up = down = vlad = 0.0
+        for seq in range(1, 61):
+            fails = clinic == "CLN-003" and seq <= CUSUM_SIGNAL_COURSE
+            up = (
+                max(0.0, up + (0.45 if fails else -0.3))
+                if clinic == "CLN-003"
+                else max(0.0, up + (0.1 if seq % 3 else -0.2))
+            )
+            down = max(0.0, down + (0.2 if seq % 4 == 0 else -0.1))
+            vlad += -0.5 if fails else 0.2
+            completed = date(2024, 1, 1) + pd.Timedelta(days=12 * seq)
+            rows.append(dict(clinic_id=clinic, clinic_code=CODES[clinic], metric="responder_30", course_seq=seq,
+                             course_id=f"{PATIENT_PREFIX[clinic]}{seq:03d}#1", completion_date=completed,
+                             completion_month=completed.replace(day=1), responded=not fails, expected_response=0.5,
+                             cusum_deterioration=min(up, 4.5 + (seq - CUSUM_SIGNAL_COURSE) * 0.01) if fails else up,
+                             cusum_improvement=down, threshold_deterioration=4.5, threshold_improvement=4.5,
+                             signal_deterioration=clinic == "CLN-003" and seq == CUSUM_SIGNAL_COURSE,
+                             signal_improvement=False, vlad=vlad))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def cusum_status() -> pd.DataFrame:
+    rows = []
+    for clinic in CLINICS:
+        for direction in ("deterioration", "improvement"):
+            shown = clinic != "CLN-002"
+            signalled = shown and clinic == "CLN-003" and direction == "deterioration"
+            rows.append(dict(clinic_id=clinic, clinic_code=CODES[clinic], metric="responder_30", direction=direction,
+                             status_shown=shown, not_shown_reason=None if shown else "benchmark_hidden",
+                             signalled=signalled if shown else None, above_threshold_now=signalled if shown else None,
+                             last_signal_period_type="month" if signalled else None,
+                             last_signal_period_start=date(2025, 4, 1) if signalled else None,
+                             last_signal_period_label="2025-04" if signalled else None, threshold=4.5,
+                             is_suppressed=not shown, suppression_reason=None if shown else "complementary"))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def aggregate_tables() -> dict[str, pd.DataFrame]:
     """Tier ``aggregate``: written with clinic_id to the row-level file, without it to the aggregate file."""
     return {
@@ -319,6 +532,11 @@ def aggregate_tables() -> dict[str, pd.DataFrame]:
         "mart_cohort_adverse_events": cohort_adverse_events(),
         "dim_cohorts": dim_cohorts(),
         "dim_clinic_codes": pd.DataFrame({"clinic_code": sorted(CODES.values())}),
+        "mart_clinic_funnel": clinic_funnel(),
+        "mart_clinic_funnel_limits": funnel_limits(),
+        "mart_clinic_casemix": clinic_casemix(),
+        "mart_clinic_casemix_limits": casemix_limits(),
+        "mart_clinic_cusum_status": cusum_status(),
     }
 
 
@@ -353,10 +571,12 @@ def row_level_tables() -> dict[str, pd.DataFrame]:
         "dq_freshness": fresh,
         "dq_plausibility_summary": plaus,
         "dq_quarantine_summary": quarantine_summary,
+        "mart_clinic_cusum": clinic_cusum(),
     }
 
 
 CLINIC_SCOPED = (
+    "mart_clinic_cusum",
     "fct_courses",
     "fct_sessions",
     "dq_freshness",

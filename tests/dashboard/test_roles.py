@@ -61,6 +61,18 @@ def _every_view(open_page, home, user) -> str:
     return "\n".join(texts)
 
 
+def _downloads(captured) -> str:
+    """The text of every captured download; a monthly pack (made on click) is made here, as HTML."""
+    parts = []
+    for name, data in captured:
+        if callable(data):
+            if name.endswith(".html"):
+                parts.append(data().decode())
+            continue  # the PDF has the same content; tests/report reads PDFs with pdftotext
+        parts.append(data.decode())
+    return "\n".join(parts)
+
+
 def test_report_reader_sees_only_pseudonyms(open_page, signed_home, captured_downloads):
     text = _every_view(open_page, signed_home, "reader")
     assert "CLN-00" not in text  # no clinic id at all
@@ -68,8 +80,11 @@ def test_report_reader_sees_only_pseudonyms(open_page, signed_home, captured_dow
     for prefix in PATIENT_PREFIX.values():
         assert prefix not in text
     assert QUARANTINED_RAW_ROW not in text
-    downloads = b"\n".join(data for _, data in captured_downloads).decode()
+    downloads = _downloads(captured_downloads)
     assert captured_downloads and "CLN-00" not in downloads and "clinic_id" not in downloads
+    assert "Registry (all clinics)" in downloads  # the registry pack
+    pack_for = by_label(open_page(signed_home, "monthly", "reader").selectbox, "Monthly pack for")
+    assert pack_for.options == ["the registry (all clinics)"]  # no clinic's pack for a report reader
 
 
 def test_clinic_reviewer_sees_its_own_clinic_named_and_no_other(open_page, signed_home, captured_downloads):
@@ -81,8 +96,12 @@ def test_clinic_reviewer_sees_its_own_clinic_named_and_no_other(open_page, signe
     for other in OTHER_CLINICS:
         assert PATIENT_PREFIX[other] not in text
     assert QUARANTINED_RAW_ROW not in text and REFUSAL_MESSAGE not in text
-    downloads = b"\n".join(data for _, data in captured_downloads).decode()
-    assert "CLN-001" in downloads
+    at = open_page(signed_home, "monthly", "reviewer")
+    pack_for = by_label(at.selectbox, "Monthly pack for")
+    assert pack_for.options == ["the registry (all clinics)", "clinic CLN-001"]  # its own clinic only
+    pack_for.set_value("CLN-001").run()
+    downloads = _downloads(captured_downloads)
+    assert "CLN-001" in downloads and "Clinic CLN-001" in downloads  # its own pack, its clinic named
     assert not any(other in downloads or PATIENT_PREFIX[other] in downloads for other in OTHER_CLINICS)
 
 
