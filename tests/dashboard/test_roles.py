@@ -162,7 +162,7 @@ def test_a_user_without_a_role_sees_a_refusal_and_nothing_else(open_page, signed
 
 
 def test_not_signed_in_shows_only_the_sign_in_button(open_page, signed_home):
-    from conftest import APP
+    from dashboard_helpers import APP
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(APP), default_timeout=30)
