@@ -27,8 +27,9 @@ from typing import Any
 
 import duckdb
 
-from outcome_registry import dbt_runner, publish, store, validate
+from outcome_registry import dbt_runner, disclosure_control, engines, publish, store, validate
 from outcome_registry.build_lock import BuildLock, process_start, stop_leftover_child
+from outcome_registry.engines import spark as spark_engine
 from outcome_registry.errors import GateRefused, RegistryError, is_os_level, os_error_message
 from outcome_registry.paths import RegistryHome
 
@@ -215,9 +216,11 @@ def build(
     full_refresh: bool = False,
     progress: Progress | None = None,
     wait: float = 0.0,
+    engine: str | None = None,
 ) -> BuildResult:
     """Build, validate and publish under the build lock (waiting up to ``wait`` seconds for it).
 
+    ``engine``: duckdb or spark (None: the home's setting, else duckdb; docs/SPARK.md).
     Raises RegistryError (GateRefused for a failed gate, BuildLocked for a held lock) on failure.
     """
     say = progress or (lambda _msg: None)
@@ -226,23 +229,26 @@ def build(
             f"Nothing has been loaded into {home.root} yet: ingest a batch first "
             "(outcome-registry ingest BATCH, or outcome-registry run BATCH)."
         )
+    engine = engines.engine_name(home, engine)
     lock = BuildLock(home)
     lock.acquire(wait)
     try:
         with _sigterm_as_interrupt():
             recovered = recover(home, lock.previous)
-            return _build_locked(home, lock, full_refresh, say, recovered)
+            return _build_locked(home, lock, full_refresh, say, recovered, engine)
     finally:
         lock.release()
 
 
 def _build_locked(
-    home: RegistryHome, lock: BuildLock, full_refresh: bool, say: Progress, recovered: list[str]
+    home: RegistryHome, lock: BuildLock, full_refresh: bool, say: Progress, recovered: list[str], engine: str
 ) -> BuildResult:
     started_at = _now()
     t0 = time.perf_counter()
     dirty = _dirty_marker(home)
-    full_refresh = full_refresh or dirty.exists() or not home.working_db.exists()
+    full_refresh = (
+        full_refresh or dirty.exists() or not home.working_db.exists() or engines.switched(home, engine)
+    )
     result = BuildResult(build_id=new_build_id(), status="running", full_refresh=full_refresh)
     result.recovered = recovered
     _insert_record(home, result, started_at)
@@ -272,18 +278,42 @@ def _build_locked(
         def child_started(pid: int) -> None:
             lock.update(child_pid=pid, child_started=process_start(pid))
 
-        dbt = dbt_runner.build(home, full_refresh=full_refresh, on_start=child_started)
+        disclosure_control.reset_extra_hides(home)  # worked out again from this build's data
+        closure_vars = disclosure_control.dbt_vars(home)
+        engines.mark(home, engine)
+        if engine == engines.SPARK:  # raw layer to Parquet (docs/SPARK.md); Java checked first
+            spark_engine.prepare(home, full_refresh, say)
+        dbt = dbt_runner.build(
+            home, full_refresh=full_refresh, vars=closure_vars, on_start=child_started, engine=engine
+        )
         lock.update(child_pid=None, child_started=None)
         result.dbt_seconds = dbt.seconds
         if not dbt.success:
             message = "dbt build failed: " + "; ".join(dbt.failures[:10] or [dbt.log_tail[-800:]])
             finish("failed", message)
             raise RegistryError(message + f" (dbt log: {home.state_dir / 'dbt' / 'logs'})")
+        if engine == engines.SPARK:  # Spark's tables back into the working copy, as DuckDB views
+            spark_engine.hand_back(home)
+
+        # No suppressed figure may follow from a combination of relations (docs/SUPPRESSION.md §12): the
+        # extra hides go back through the engine, so every relation and every mart stays consistent.
+        say("algebraic closure of the suppressed cube")
+        closure = disclosure_control.enforce(
+            home,
+            lambda: dbt_runner.run_dbt(
+                home, disclosure_control.RERUN_ARGS, closure_vars, child_started, engine=engine
+            ),
+        )
+        lock.update(child_pid=None, child_started=None)
+        result.dbt_seconds += closure.dbt_seconds
+        say(closure.summary())
 
         result.n_sessions = _count_sessions(home)
         advance("validating")
         say("validation (Great Expectations checkpoint)")
-        outcome = validate.run_checkpoint(home, result.build_id)
+        # Spark: the datasets GX already validated as Spark DataFrames in the dbt child (engines/spark_gx.py)
+        on_spark = spark_engine.gx_results(home) if engine == engines.SPARK else None
+        outcome = validate.run_checkpoint(home, result.build_id, precomputed=on_spark)
         result.validation_seconds = outcome.seconds
         result.warnings = [f"dbt test warning: {w}" for w in dbt.warnings] + list(outcome.warnings)
         if not outcome.success:

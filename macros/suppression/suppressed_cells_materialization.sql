@@ -4,16 +4,17 @@
   The model's SQL selects the cells (int_suppression_cells: cell_id, value, is_virtual, is_primary,
   sort_key, and their keys); config `groups_model` names the model of their relations
   (int_suppression_groups; the model declares it with a depends_on comment). The cells hidden by the
-  small-cell rule (is_primary, published cells) are hidden first; then one pass at a time
-  (suppression_pass_sql, macros/suppression/complementary.sql) hides the complements that the current hidden
-  set still needs, as one CREATE TABLE AS per pass, until a pass hides nothing. After
+  small-cell rule (is_primary, published cells) are hidden first, with the algebraic closure's extra
+  hides (config `extra_hides`: a Parquet file of sort_keys, macros/suppression/extra_hides.sql); then one
+  pass at a time (suppression_pass_sql, macros/suppression/complementary.sql) hides the complements that
+  the current hidden set still needs, as one CREATE TABLE AS per pass, until a pass hides nothing. After
   var('suppression_max_passes') passes without reaching that point the build fails: a possible leak is
   never published.
 
   Only portable macros are used (get_create_table_as_sql, run_query, statement, adapter.drop_relation,
   adapter.rename_relation), so the loop runs unchanged on any adapter whose SQL the pass uses (standard
   joins, group by, row_number). The result has every cell with is_hidden and hidden_pass (0 = small-cell
-  rule, n = hidden by pass n, null = shown).
+  rule or an extra hide (is_primary false), n = hidden by pass n, null = shown).
 -#}
 {#- A work table beside the model: <model>__<suffix>. -#}
 {% macro suppression_work_relation(base, suffix) -%}
@@ -26,6 +27,7 @@
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set groups_relation = ref(config.require('groups_model')) -%}
     {%- set max_passes = var('suppression_max_passes') | int -%}
+    {%- set extra_hides = config.get('extra_hides') -%}
 
     {%- set cells_relation = suppression_work_relation(this, 'cells') -%}
     {%- set intermediate_relation = suppression_work_relation(this, 'result') -%}
@@ -39,13 +41,17 @@
         {{ get_create_table_as_sql(False, cells_relation, sql) }}
     {%- endcall -%}
 
-    {#- pass 0: the small-cell rule -#}
+    {#- pass 0: the small-cell rule, and the extra hides of the algebraic closure -#}
     {%- set state = namespace(hidden=suppression_work_relation(this, 'hidden_0'), changed=none, passes=0,
         converged=false) -%}
+    {%- set pass_0 = 'select cell_id, 0 as hidden_pass from ' ~ cells_relation
+        ~ ' where not is_virtual and (is_primary' -%}
+    {%- if extra_hides -%}
+        {%- set pass_0 = pass_0 ~ ' or sort_key in (' ~ suppression_extra_hides_sql(extra_hides) ~ ')' -%}
+    {%- endif -%}
     {%- do adapter.drop_relation(state.hidden) -%}
     {%- call statement('hidden_0') -%}
-        {{ get_create_table_as_sql(False, state.hidden,
-            'select cell_id, 0 as hidden_pass from ' ~ cells_relation ~ ' where is_primary and not is_virtual') }}
+        {{ get_create_table_as_sql(False, state.hidden, pass_0 ~ ')') }}
     {%- endcall -%}
 
     {%- for p in range(1, max_passes + 1) -%}
