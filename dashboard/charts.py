@@ -22,7 +22,17 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from dashboard.format import SUPPRESSED, Kind, cell, ci_cell, format_value, hidden, is_missing, shown_value
+from dashboard.format import (
+    SUPPRESSED,
+    Kind,
+    cell,
+    ci_cell,
+    format_value,
+    hidden,
+    is_missing,
+    masked,
+    shown_value,
+)
 from dashboard.labels import event_label
 
 MONTH_AXIS = alt.Axis(format="%b %y", labelAngle=0, title=None)
@@ -121,8 +131,10 @@ def _empty(df: pd.DataFrame | None) -> bool:
 
 
 def fresh(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows with a plain 0..n-1 index, so columns built from lists line up with their rows."""
-    return df.reset_index(drop=True)
+    """The rows with a plain 0..n-1 index (so columns built from lists line up with their rows) and every
+    suppressed figure set to NULL: a chart's data never carry a hidden number, even one a defective
+    warehouse left beside its flag."""
+    return masked(df.reset_index(drop=True))
 
 
 # --- monthly trends ------------------------------------------------------------------------------------
@@ -388,9 +400,9 @@ def at_risk_rows(df: pd.DataFrame, step: int = KM_TICK_DAYS) -> pd.DataFrame:
 
     ``n_at_risk`` of a published row counts the courses at risk at the start of its interval, i.e. just
     after the previous published time (docs/SUPPRESSION.md §8), so it is printed at that start
-    (previous time + 1 day; day 0 for the first row). Of those starts, the latest at or before each
-    multiple of ``step`` days is kept, so the row of numbers is readable and each number sits where it
-    was counted.
+    (previous time + 1 day; day 0 for the first row). Of those starts, the one nearest each multiple of
+    ``step`` days is kept (none closer than half a step to the one before), so the row of numbers is
+    readable and each number sits where it was counted.
     """
     out = []
     for _, part in df.sort_values(["cohort_rank", "time_days"]).groupby("cohort", sort=False):
@@ -400,11 +412,13 @@ def at_risk_rows(df: pd.DataFrame, step: int = KM_TICK_DAYS) -> pd.DataFrame:
         last = int(part["time_days"].iloc[-1])
         keep: list[int] = []
         for tick in range(0, last + step, step):
-            eligible = part.index[part["at_risk_from"] <= tick]
-            if len(eligible):
-                keep.append(int(eligible[-1]))
-        picked = part.loc[sorted(set(keep))]
-        out.append(picked)
+            pick = int((part["at_risk_from"] - tick).abs().idxmin())  # the published start nearest the tick
+            # The same row twice, or two numbers closer than half a step (they would print over each
+            # other): keep the first.
+            if keep and part.loc[pick, "at_risk_from"] - part.loc[keep[-1], "at_risk_from"] < step / 2:
+                continue
+            keep.append(pick)
+        out.append(part.loc[keep])
     if not out:
         return pd.DataFrame(columns=[*df.columns, "at_risk_from", "at_risk_label"])
     rows = pd.concat(out, ignore_index=True)

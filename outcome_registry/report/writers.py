@@ -175,8 +175,11 @@ def _section_items(blocks: list[Text | Table | Chart], st: _Styles, width: float
         items += _chart_row(pending)
         pending = []
         if isinstance(block, Table):
-            head = [Paragraph(st.text(block.title), st.h3)] if block.title else []
-            items.append(KeepTogether([*head, _pdf_table(block, st, width)]))  # a title never sits alone
+            table = _pdf_table(block, st, width)
+            if block.title:  # a title never sits alone at the foot of a page
+                items.append(KeepTogether([Paragraph(st.text(block.title), st.h3), table]))
+            else:
+                items.append(table)
             items.append(Spacer(1, 4))
         elif isinstance(block, Text):
             style = {"note": st.note, "warning": st.warning}.get(block.style, st.body)
@@ -191,8 +194,12 @@ def _pdf_flow(pack: Pack, st: _Styles, width: float) -> list[Any]:
     for section in pack.sections:
         items = _section_items(section.blocks, st, width)
         head = Paragraph(st.text(section.title), st.h2)
-        # The heading travels with its first block (never alone at the foot of a page).
-        flow.append(KeepTogether([head, *items[:1]]))
+        # The heading travels with its first block (never alone at the foot of a page); a nested
+        # KeepTogether makes reportlab start a new page, so a kept-together first block is unpacked.
+        first = items[:1]
+        if first and isinstance(first[0], KeepTogether):
+            first = list(first[0]._content)
+        flow.append(KeepTogether([head, *first]))
         flow.extend(items[1:])
     return flow
 

@@ -103,7 +103,8 @@ def _flags(values: dict, hidden: set[str], figures=MONTHLY_FIGURES) -> dict:
 
 
 def _generic_row(i: int, clinic: str, cohort: str) -> dict:
-    """Plausible filler for every other (month, clinic, cohort) cell."""
+    """Plausible filler for every other (month, clinic, cohort) cell; no shown count is 1-10 (the small-cell
+    rule: the pack tests scan every count a pack shows)."""
     scale = 3 if clinic == "ALL" else 1
     k = COHORTS.index(cohort)
     n_courses = scale * (14 + (i * 7 + k * 3) % 9)
@@ -114,7 +115,7 @@ def _generic_row(i: int, clinic: str, cohort: str) -> dict:
         n_responder_30=round(rate30 * (n_courses - 1)), responder_30_rate=rate30, responder_30_ci_low=rate30 - 0.12,
         responder_30_ci_high=rate30 + 0.12, n_evaluable_50=n_courses - 1, n_responder_50=round(rate50 * (n_courses - 1)),
         responder_50_rate=rate50, responder_50_ci_low=rate50 - 0.11, responder_50_ci_high=rate50 + 0.12,
-        responder_2pt_rate=rate30 + 0.05, mean_relief_pct=0.30 + 0.01 * (i % 7), n_adverse_events=n_courses // 3,
+        responder_2pt_rate=rate30 + 0.05, mean_relief_pct=0.30 + 0.01 * (i % 7), n_adverse_events=11 + n_courses // 3,
         ae_per_100_sessions=6.0 + (i % 4), share_sessions_with_ae=0.05, n_serious_adverse_events=0,
     )  # fmt: skip
 
