@@ -194,7 +194,12 @@ def rate_trend(
         ),
         detail="segment:N",
     )
-    band = base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q")
+    band = base.mark_area(opacity=0.15).encode(
+        y="low:Q",
+        y2="high:Q",
+        color=alt.Color("series:N", sort=names, legend=None,
+                        scale=alt.Scale(domain=names, range=list(SERIES_COLOURS[: len(names)]))),
+    )  # fmt: skip
     line = base.mark_line(point=True).encode(
         y=alt.Y("rate:Q", axis=axis("pct"), scale=alt.Scale(domain=[0, 1])),
         tooltip=tooltip,
@@ -448,7 +453,10 @@ def km_chart(df: pd.DataFrame) -> alt.VConcatChart | None:
         ),
         color=alt.Color("cohort:N", title=None, scale=scale, legend=alt.Legend(orient="top")),
     )
-    band = base.mark_area(opacity=0.15, interpolate="step-after").encode(y="ci_low:Q", y2="ci_high:Q")
+    # The band keeps out of the legend, so the legend shows the lines' colours at full strength.
+    band = base.mark_area(opacity=0.15, interpolate="step-after").encode(
+        y="ci_low:Q", y2="ci_high:Q", color=alt.Color("cohort:N", scale=scale, legend=None)
+    )
     line = base.mark_line(interpolate="step-after").encode(
         y=alt.Y("survival:Q", axis=axis("pct", "Not yet retreated"), scale=alt.Scale(domain=[0, 1])),
         tooltip=[

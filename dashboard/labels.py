@@ -109,7 +109,7 @@ PERIOD_LABELS: dict[str, str] = {"all_time": "All time", "quarter": "Quarter", "
 NOT_PLOTTED_REASONS: dict[str, str] = {
     "small": "fewer than 11 patients in this period",
     "complementary": "hidden to protect another clinic's small cell (it may be a large clinic)",
-    "rate_hidden": "1–10 responders or non-responders (its volume is shown, its rate is not)",
+    "rate_hidden": "1–10 responders or non-responders: its volume is shown, its rate is not",
     "no_registry_rate": "the registry rate of this period is withheld",
     "no_variance": "its case mix leaves no variance to test (every expected response is 0 or 1)",
 }

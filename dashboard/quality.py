@@ -57,34 +57,31 @@ def summary(rows: pd.DataFrame, kind: Funnel = "crude") -> GroupSummary | None:
 
 
 def method_lines(s: GroupSummary | None, kind: Funnel = "crude") -> list[str]:
-    """The method and the over-dispersion allowance in words, for a chart's subtitle and the pack."""
+    """The method and the over-dispersion allowance in words (short lines: a chart's subtitle, the pack)."""
     if s is None:
         return []
     if kind == "crude":
-        centre = "registry rate " + (format_value(s.target, "pct") if s.target is not None else SUPPRESSED)
-        first = f"Arcsine funnel around the {centre}; 95 % (alert) and 99.8 % (alarm) limits."
+        centre = format_value(s.target, "pct") if s.target is not None else SUPPRESSED
+        lines = [f"Arcsine funnel around the registry rate ({centre}); 95 % and 99.8 % limits."]
     else:
-        first = "O/E by indirect standardisation (case mix: diagnosis × baseline pain × age × route); limits around 1."
+        lines = ["O/E by indirect standardisation (diagnosis × pain × age × route); limits around 1."]
     if s.adjustment == "random_effects":
-        second = (
-            f"Limits widened for over-dispersion: additive random effects, τ² = {s.tau2:.4g} "
-            f"(φ = {s.phi:.2f}; Cochran Q = {s.q:.1f} > {s.chi2:.1f}, {s.clinics_assessed} clinics)."
-            if None not in (s.tau2, s.phi, s.q, s.chi2)
-            else "Limits widened for over-dispersion (additive random effects)."
-        )
+        lines.append("Limits widened for over-dispersion (additive random effects):")
+        if None not in (s.tau2, s.phi, s.q, s.chi2):
+            lines.append(
+                f"τ² = {s.tau2:.4g}, φ = {s.phi:.2f}; Cochran Q = {s.q:.1f} > {s.chi2:.1f} ({s.clinics_assessed} clinics)."
+            )
     elif s.adjustment == "none":
-        detail = (
-            f" (Cochran Q = {s.q:.1f} ≤ {s.chi2:.1f}, {s.clinics_assessed} clinics; φ = {s.phi:.2f})"
-            if None not in (s.q, s.chi2, s.phi)
-            else ""
-        )
-        second = f"No over-dispersion found{detail}: limits not widened."
+        lines.append("No over-dispersion found: limits not widened.")
+        if None not in (s.q, s.chi2, s.phi):
+            lines.append(
+                f"Cochran Q = {s.q:.1f} ≤ {s.chi2:.1f} ({s.clinics_assessed} clinics); φ = {s.phi:.2f}."
+            )
     else:
-        second = (
-            f"Over-dispersion not assessed: {s.clinics_assessed} clinic{'s' if s.clinics_assessed != 1 else ''} "
-            "plotted, 3 needed; limits not widened."
-        )
-    return [first, second]
+        plural = "s" if s.clinics_assessed != 1 else ""
+        lines.append(f"Over-dispersion not assessed: {s.clinics_assessed} clinic{plural} plotted, 3 needed.")
+        lines.append("Limits not widened.")
+    return lines
 
 
 def plotted(rows: pd.DataFrame) -> pd.DataFrame:
@@ -198,13 +195,13 @@ def _limits(r: dict[str, Any], low: str, high: str, kind: str) -> str:
 
 
 def position(row: dict[str, Any] | None, kind: Funnel = "crude") -> str:
-    """One clinic's place on a funnel in a sentence (the monthly pack's "funnel position")."""
+    """One clinic's place on a funnel, as a clause (the monthly pack's "funnel position")."""
     if row is None:
-        return "No row for this clinic."
+        return "no row for this clinic"
     if not (bool(row.get("plotted")) and not is_missing(row.get("plotted"))):
         reason = row.get("not_plotted_reason")
         why = NOT_PLOTTED_REASONS.get(str(reason), "not shown") if not is_missing(reason) else "not shown"
-        return f"Not plotted: {why}."
+        return f"not plotted ({why})"
     value = (
         format_value(row.get("rate"), "pct") if kind == "crude" else format_value(row.get("oe_ratio"), "num2")
     )
@@ -212,8 +209,8 @@ def position(row: dict[str, Any] | None, kind: Funnel = "crude") -> str:
     crossed = LIMIT_CROSSED.get(str(row.get("limit_crossed")), "none")
     z = format_value(row.get("z_adjusted"), "num2")
     if where == "within":
-        return f"{value}: within the 95 % limits (z = {z})."
-    return f"{value}: {where}, beyond the {crossed} limit (z = {z})."
+        return f"{value}, within the 95 % limits (z = {z})"
+    return f"{value}, {where}, beyond the {crossed} limit (z = {z})"
 
 
 CUSUM_DIRECTIONS = {"deterioration": "deterioration (odds ×2)", "improvement": "improvement (odds ×½)"}
@@ -229,7 +226,7 @@ def cusum_status_table(status: pd.DataFrame) -> pd.DataFrame:
     for r in status.sort_values(["clinic", "metric", "direction"]).to_dict("records"):
         shown = bool(r.get("status_shown")) and not is_missing(r.get("status_shown"))
         if not shown:
-            signalled = above = last = "not shown (the clinic's all-time rate is hidden)"
+            signalled = above = last = "not shown (rate hidden)"
         else:
             signalled = "yes" if r.get("signalled") else "no"
             above = "yes" if r.get("above_threshold_now") else "no"
@@ -237,7 +234,7 @@ def cusum_status_table(status: pd.DataFrame) -> pd.DataFrame:
             if is_missing(period) or not r.get("signalled"):
                 last = "–"
             elif period == "not_shown":
-                last = "period not shown (its rate is hidden)"
+                last = "period not shown (rate hidden)"
             else:
                 last = str(r.get("last_signal_period_label"))
         rows.append({"Clinic": str(r["clinic"]), "Measure": metric_label(str(r["metric"])),

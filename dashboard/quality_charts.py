@@ -12,7 +12,7 @@ from dashboard.format import SUPPRESSED, cell, format_value, hidden, is_missing
 from dashboard.labels import metric_label
 from dashboard.quality import Funnel, method_lines, plotted, summary
 
-STATUS_DOMAIN = ["within 95 %", "beyond 95 % (alert)", "beyond 99.8 % (alarm)"]
+STATUS_DOMAIN = ["within", "alert (95 %)", "alarm (99.8 %)"]
 STATUS_SCALE = alt.Scale(domain=STATUS_DOMAIN, range=["#4c78a8", "#f58518", "#d62728"])
 LIMIT_COLUMNS = {
     "limit_95_low": "95 %",
@@ -90,7 +90,7 @@ def funnel_chart(
             y=alt.Y("value:Q", scale=ys, axis=y_axis),
             detail="limit:N",
             color=alt.Color("level:N", scale=alt.Scale(domain=["95 %", "99.8 %"], range=["#9a9a9a", "#444"]),
-                            legend=alt.Legend(title="Limits", orient="bottom")),
+                            legend=alt.Legend(title="Limits", orient="top")),
         )
     )  # fmt: skip
     centre = target.target if target is not None else None
@@ -112,7 +112,7 @@ def funnel_chart(
         .encode(
             x=alt.X("x:Q", scale=xs),
             y=alt.Y("y:Q", scale=ys),
-            fill=alt.Fill("status:N", scale=STATUS_SCALE, legend=alt.Legend(title="Clinic", orient="bottom")),
+            fill=alt.Fill("status:N", scale=STATUS_SCALE, legend=alt.Legend(title="Clinic", orient="top")),
             size=alt.condition("datum.own", alt.value(260), alt.value(110)),
             stroke=alt.condition("datum.own", alt.value("#000"), alt.value("#fff")),
             strokeWidth=alt.condition("datum.own", alt.value(2.5), alt.value(1)),
@@ -267,4 +267,4 @@ def vlad_chart(df: pd.DataFrame) -> alt.LayerChart | None:
         .encode(x=x, y=alt.Y("vlad:Q", title="Responders above (−below) expected"))
     )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#333").encode(y="y:Q")
-    return alt.layer(line, zero).properties(height=200, title="VLAD (variable life-adjusted display)")
+    return alt.layer(line, zero).properties(height=260, title="VLAD (variable life-adjusted display)")

@@ -172,7 +172,7 @@ def downloads(q: QueryLayer, month, cohort: str, month_rows) -> None:
             column, q, f"Monthly pack ({fmt.upper()})", _pack_maker(q, month, pack_for, fmt), f"{stem}.{fmt}", mime,
         )  # fmt: skip
     ui.download(
-        c4, q, "Month (CSV)", csv_export(month_rows), f"outcomes_{month:%Y-%m}_{cohort}.csv", "text/csv",
+        c4, q, "Download month (CSV)", csv_export(month_rows), f"outcomes_{month:%Y-%m}_{cohort}.csv", "text/csv",
         rows=len(month_rows),
     )  # fmt: skip
 

@@ -281,8 +281,8 @@ def _funnel_blocks(
     if own is not None:
         mine = {r["clinic"]: r for r in crude.to_dict("records")}.get(own)
         mine_oe = {r["clinic"]: r for r in oe.to_dict("records")}.get(own) if not oe.empty else None
-        blocks.append(Text(f"{own}, {label}: crude {position(mine, 'crude')} "
-                           f"Case-mix adjusted: {position(mine_oe, 'oe')}"))  # fmt: skip
+        blocks.append(Text(f"{own}, {label}. Crude funnel: {position(mine, 'crude')}. "
+                           f"Case-mix adjusted: {position(mine_oe, 'oe')}."))  # fmt: skip
     missing = not_plotted(crude)
     if missing:
         blocks.append(Text("Not plotted: " + "; ".join(f"{c} ({why})" for c, why in missing) + ".", "note"))
@@ -358,7 +358,7 @@ def _safety_section(
         if clinic_id is not None:
             mine = {r["clinic"]: r for r in ae.to_dict("records")}.get(clinic_id)
             section.blocks.append(
-                Text(f"Sessions with an adverse event, {label}: {clinic_id} {position(mine)}")
+                Text(f"Sessions with an adverse event, {label}, {clinic_id}: {position(mine)}.")
             )
         else:
             flagged = outliers(ae)

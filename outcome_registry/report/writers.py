@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,38 +97,81 @@ class _Styles:
         return html.escape(self.plain(value), quote=False)
 
 
+FONT_SIZE = 8
+PAD = 8  # left + right padding of a cell
+# A figure as the pack writes it (40, 1,234, 55.0 %, +5.0 pp, 40.0–69.0 %, <11, –): never wrapped over lines.
+FIGURE = re.compile(r"^(<11|–|no data|[+−-]?[\d.,]+( %| pp)?|[\d.,]+ ?[–-] ?[\d.,]+ %?)$")
+
+
+def _wraps(text: str, column: int = 1) -> bool:
+    """Words may wrap; a figure never does, nor a short key of the first column (a clinic, a figure's name)."""
+    if column == 0 and len(text) <= 28:
+        return False
+    return " " in text and not FIGURE.match(text)
+
+
+def _column_widths(frame: Any, st: _Styles, width: float, given: tuple[float, ...] | None) -> list[float]:
+    """Widths that keep every figure on one line: each column as wide as its widest unwrappable cell (and
+    its header's longest word); wrappable text columns give way first when the table is too wide."""
+    if given:
+        total = sum(given)
+        return [width * w / total for w in given]
+
+    def text_width(text: str, bold: bool = False) -> float:
+        return pdfmetrics.stringWidth(st.plain(text), st.bold if bold else st.regular, FONT_SIZE)
+
+    natural, floor = [], []
+    for c, column in enumerate(frame.columns):
+        words = max((text_width(w, True) for w in str(column).split()), default=0.0)
+        fixed, wrapping = words, 0.0
+        for value in frame.iloc[:, c].astype(str):
+            if _wraps(value, c):
+                wrapping = max(wrapping, min(text_width(value), 60 * mm))
+                fixed = max(fixed, max(text_width(w) for w in value.split()))
+            else:
+                fixed = max(fixed, text_width(value))
+        natural.append(max(fixed, wrapping) + PAD)
+        floor.append(fixed + PAD)
+    if sum(natural) <= width:
+        spare = width - sum(natural)
+        return [n + spare * n / sum(natural) for n in natural]
+    slack = [n - f for n, f in zip(natural, floor, strict=True)]
+    excess = sum(natural) - width
+    if sum(slack) >= excess:  # wrappable columns absorb it
+        return [n - excess * s / sum(slack) for n, s in zip(natural, slack, strict=True)]
+    return [f * width / sum(floor) for f in floor]  # nothing left to wrap: shrink all alike
+
+
 def _pdf_table(block: Table, st: _Styles, width: float) -> RLTable:
     frame = block.frame
-    header = [
-        Paragraph(st.text(str(c)), ParagraphStyle("th", parent=st.note, fontName=st.bold))
-        for c in frame.columns
-    ]
+    head_style = ParagraphStyle("th", parent=st.note, fontName=st.bold, fontSize=FONT_SIZE, leading=10)
+    cell_style = ParagraphStyle("td", parent=st.note, fontSize=FONT_SIZE, leading=10, textColor="#1f2430")
+    header = [Paragraph(st.text(str(c)), head_style) for c in frame.columns]
     body = []
     for record in frame.itertuples(index=False):
         row = []
-        for value in record:
+        for c, value in enumerate(record):
             text = str(value)
-            # Figures stay on one line (plain strings never wrap); long words-and-spaces text may wrap.
-            if len(text) > 28 and " " in text:
-                row.append(Paragraph(st.text(text), st.note))
+            # Figures stay on one line (plain strings never wrap); words may wrap.
+            if _wraps(text, c):
+                row.append(Paragraph(st.text(text), cell_style))
             else:
                 row.append(st.plain(text))
         body.append(row)
-    widths = None
-    if block.widths:
-        total = sum(block.widths)
-        widths = [width * w / total for w in block.widths]
+    widths = _column_widths(frame, st, width, block.widths)
     table = RLTable([header, *body], colWidths=widths, repeatRows=1, hAlign="LEFT")
     style = [
         ("FONTNAME", (0, 0), (-1, -1), st.regular),
-        ("FONTSIZE", (0, 0), (-1, -1), 8),
+        ("FONTSIZE", (0, 0), (-1, -1), FONT_SIZE),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f2f5")),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d9dce1")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 4),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 4),
+        ("LEFTPADDING", (0, 0), (-1, -1), PAD / 2),
+        ("RIGHTPADDING", (0, 0), (-1, -1), PAD / 2),
     ]
+    for c in range(1, len(frame.columns)):  # figure columns align right, text columns left
+        if all(FIGURE.match(str(v)) for v in frame.iloc[:, c]):
+            style.append(("ALIGN", (c, 1), (c, -1), "RIGHT"))
     for r, record in enumerate(frame.itertuples(index=False), start=1):
         for c, value in enumerate(record):
             if str(value) == SUPPRESSED:

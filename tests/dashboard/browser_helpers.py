@@ -125,6 +125,34 @@ def nav_titles(page) -> list[str]:
     ]
 
 
+@contextmanager
+def oidc_provider(users: dict[str, dict]) -> Iterator[str]:
+    """oidc-provider-mock's server on 127.0.0.1 with ``users`` (claims as the provider sends them)."""
+    import threading
+
+    import oidc_provider_mock
+    import werkzeug.serving
+
+    previous = os.environ.get("AUTHLIB_INSECURE_TRANSPORT")
+    os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the provider speaks plain HTTP on the loopback
+    predefined = [oidc_provider_mock.User(sub=c["sub"], claims={k: v for k, v in c.items() if k != "sub"})
+                  for c in users.values()]  # fmt: skip
+    server = werkzeug.serving.make_server(
+        "127.0.0.1", 0, oidc_provider_mock.app(user_claims=predefined), threaded=True
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        if previous is None:
+            os.environ.pop("AUTHLIB_INSECURE_TRANSPORT", None)
+        else:
+            os.environ["AUTHLIB_INSECURE_TRANSPORT"] = previous
+
+
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -47,8 +47,9 @@ def test_funnel_names_the_method_and_draws_the_smooth_curves(open_page, fixture_
     at = open_page(fixture_home, "clinic_quality")
     crude = next(s for s in _specs(at) if s.get("title", {}).get("text") == "Responders ≥30 % relief")
     subtitle = " ".join(crude["title"]["subtitle"])
-    assert "registry rate 50.0 %" in subtitle
-    assert "Limits widened for over-dispersion: additive random effects, τ² = 0.004" in subtitle
+    assert "registry rate (50.0 %)" in subtitle
+    assert "Limits widened for over-dispersion (additive random effects):" in crude["title"]["subtitle"]
+    assert "τ² = 0.004" in subtitle
     oe = next(s for s in _specs(at) if "case-mix adjusted" in s.get("title", {}).get("text", ""))
     assert "Over-dispersion not assessed" not in " ".join(oe["title"]["subtitle"])
     frames = chart_frames(at)
@@ -60,7 +61,7 @@ def test_funnel_names_the_method_and_draws_the_smooth_curves(open_page, fixture_
         f for f in frames if {"clinic", "status", "x", "y"} <= set(f.columns) and "n_denominator" in f
     )
     assert dict(zip(points["clinic"], points["status"], strict=True)) == {
-        "CLN-001": "beyond 95 % (alert)", "CLN-002": "within 95 %", "CLN-003": "beyond 99.8 % (alarm)"}  # fmt: skip
+        "CLN-001": "alert (95 %)", "CLN-002": "within", "CLN-003": "alarm (99.8 %)"}  # fmt: skip
 
 
 def test_clinics_not_plotted_are_listed_with_the_true_reason(open_page, fixture_home):
@@ -74,7 +75,7 @@ def test_clinics_not_plotted_are_listed_with_the_true_reason(open_page, fixture_
     )
     assert "**CLN-003**: fewer than 11 patients in this period" in notes[0]
     crude = next(s for s in _specs(at) if s.get("title", {}).get("text") == "Responders ≥50 % relief")
-    assert "Over-dispersion not assessed: 1 clinic plotted, 3 needed" in " ".join(crude["title"]["subtitle"])
+    assert "Over-dispersion not assessed: 1 clinic plotted, 3 needed." in crude["title"]["subtitle"]
 
 
 def test_no_success_banner_unless_every_clinic_is_assessed(open_page, fixture_home):
@@ -124,7 +125,7 @@ def test_reader_sees_cusum_status_only_and_reviewer_its_own_chart(open_page, sig
     assert not any({"course_seq"} <= set(f.columns) for f in chart_frames(reader))
     status = next(df.value for df in reader.dataframe if "Signalled" in df.value.columns)
     hidden = status[status["Clinic"] == "Clinic B7K"]
-    assert set(hidden["Signalled"]) == {"not shown (the clinic's all-time rate is hidden)"}
+    assert set(hidden["Signalled"]) == {"not shown (rate hidden)"}
     reviewer = open_page(signed_home, "clinic_quality", "reviewer")
     assert not [w for w in reviewer.selectbox if w.label == "Clinic (CUSUM)"]
     frames = [f for f in chart_frames(reviewer) if "course_seq" in f.columns]

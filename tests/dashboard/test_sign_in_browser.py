@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +19,7 @@ from browser_helpers import (
     free_port,
     fresh_browser,
     nav_titles,
+    oidc_provider,
     require_chromium,
     screenshot,
     serve,
@@ -71,27 +70,8 @@ SIDEBAR = {
 def provider() -> Iterator[str]:
     """oidc-provider-mock's server on 127.0.0.1 with the test users as predefined users (claims as sent)."""
     require_chromium()
-    import oidc_provider_mock
-    import werkzeug.serving
-
-    previous = os.environ.get("AUTHLIB_INSECURE_TRANSPORT")
-    os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the provider speaks plain HTTP on the loopback
-    users = [oidc_provider_mock.User(sub=c["sub"], claims={k: v for k, v in c.items() if k != "sub"})
-             for c in USERS.values()]  # fmt: skip
-    server = werkzeug.serving.make_server(
-        "127.0.0.1", 0, oidc_provider_mock.app(user_claims=users), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        if previous is None:
-            os.environ.pop("AUTHLIB_INSECURE_TRANSPORT", None)
-        else:
-            os.environ["AUTHLIB_INSECURE_TRANSPORT"] = previous
+    with oidc_provider(USERS) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
