@@ -328,13 +328,16 @@ class _Analysis:
 
     # -- the harmless registry cell ------------------------------------------------------------------------
     def _opaque_by_slot(self) -> dict[int, set[str]]:
-        """Per slot, the clinics whose figure an outsider does not know."""
+        """Per slot, the clinics whose figure an outsider does not know: a hidden cell, or a virtual cell
+        whose group holds another unknown cell (a difference of two shown counts is known to all)."""
         st = self.state
-        opaque = self.unknown & ~st.is_virtual
-        targets = self.system.targets[:, self.unknown]
-        opaque_virtual = np.zeros(st.n_cells, dtype=bool)
-        opaque_virtual[self.system.target_cell] = np.diff(targets.tocsr().indptr) > 0
-        opaque |= opaque_virtual | (st.is_virtual & self.system.columns)
+        unknown = (~st.is_virtual & self.hidden) | st.is_virtual
+        groups = abs(st.equations)
+        per_row = groups @ unknown.astype(float)  # unknown cells per group, the virtual cell included
+        virtual = np.flatnonzero(st.is_virtual)
+        others = groups[:, virtual].T @ per_row - groups[:, virtual].sum(axis=0).A1
+        opaque = ~st.is_virtual & self.hidden
+        opaque[virtual] = np.asarray(others).ravel() > 0
         out: dict[int, set[str]] = {}
         for i in np.flatnonzero(opaque):
             out.setdefault(int(st.slot[i]), set()).add(str(st.clinic[i]))
