@@ -72,7 +72,7 @@ def history_chart(history: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("run_at:T", title="Validation run"),
-            y=alt.Y("size:Q", title="Expectations", stack=True),
+            y=alt.Y("size:Q", title="Expectations", stack=True, axis=alt.Axis(format="d", tickMinStep=1)),
             color=alt.Color("outcome:N", scale=alt.Scale(domain=["passed", "failed"], range=["#54a24b", "#e45756"]),
                             legend=alt.Legend(title=None, orient="top")),
             tooltip=["build_id:N", "outcome:N", alt.Tooltip("size:Q", title="Expectations")],
@@ -114,7 +114,11 @@ def quarantine_chart(by_rule: pd.DataFrame) -> alt.Chart:
         .encode(
             y=alt.Y("rule:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
             x=alt.X("n_rows:Q", title="Rows quarantined", axis=alt.Axis(format="d", tickMinStep=1)),
-            tooltip=["rule:N", "n_rows:Q", "n_batches:Q"],
+            tooltip=[
+                alt.Tooltip("rule:N", title="Rule"),
+                alt.Tooltip("n_rows:Q", title="Rows", format=",d"),
+                alt.Tooltip("n_batches:Q", title="Batches", format=",d"),
+            ],
         )  # fmt: skip
         .properties(height=max(120, 26 * len(by_rule)))
     )
