@@ -48,15 +48,18 @@ PALETTE = (
 )  # fmt: skip
 
 
-def axis(kind: Kind, title: str | None = None, **extra: Any) -> alt.Axis:
-    """The axis of a figure of ``kind``: integers for counts, percentages for fractions."""
+def axis(kind: Kind | None, title: str | None = None, **extra: Any) -> alt.Axis:
+    """The axis of a figure of ``kind``: integers for counts, percentages for fractions. Without ``title``
+    the encoding's own title stands (an explicit None would hide it)."""
+    if title is not None:
+        extra["title"] = title
     if kind == "int":
-        return alt.Axis(title=title, **COUNT_AXIS, **extra)
+        return alt.Axis(**COUNT_AXIS, **extra)
     if kind == "pct":
-        return alt.Axis(title=title, format=PCT_FORMAT, **extra)
+        return alt.Axis(format=PCT_FORMAT, **extra)
     if kind == "num1":
-        return alt.Axis(title=title, format=",.1~f", **extra)
-    return alt.Axis(title=title, **extra)
+        return alt.Axis(format=",.1~f", **extra)
+    return alt.Axis(**extra)
 
 
 def cohort_colour(rank: int) -> str:
@@ -201,7 +204,7 @@ def rate_trend(
                         scale=alt.Scale(domain=names, range=list(SERIES_COLOURS[: len(names)]))),
     )  # fmt: skip
     line = base.mark_line(point=True).encode(
-        y=alt.Y("rate:Q", axis=axis("pct"), scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("rate:Q", title=None, axis=axis("pct"), scale=alt.Scale(domain=[0, 1])),
         tooltip=tooltip,
     )
     layers: list[alt.Chart] = [band, line]
@@ -245,7 +248,7 @@ def value_trend(
             .mark_line(point=True, color="#4c78a8")
             .encode(x=alt.X("month:T", axis=MONTH_AXIS), detail="segment:N")
         )
-    layers: list[alt.Chart] = [mark.encode(y=alt.Y("value:Q", axis=axis(kind)), tooltip=tooltip)]
+    layers: list[alt.Chart] = [mark.encode(y=alt.Y("value:Q", title=None, axis=axis(kind)), tooltip=tooltip)]
     suppressed = data.loc[[hidden(r, column) for r in records], "month"]
     if len(suppressed):
         layers.append(_suppressed_marks(suppressed, 0))
@@ -288,7 +291,7 @@ def quarterly_rates(df: pd.DataFrame, title: str) -> alt.LayerChart | None:
         .mark_line(point=True)
         .encode(
             x=x,
-            y=alt.Y("value:Q", axis=axis("pct"), scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("value:Q", title=None, axis=axis("pct"), scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("metric_label:N", title=None, sort=metrics, legend=alt.Legend(orient="top"),
                             scale=alt.Scale(domain=metrics, range=list(SERIES_COLOURS[: len(metrics)]))),
             detail="segment:N",

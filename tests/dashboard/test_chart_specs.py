@@ -249,6 +249,7 @@ def test_numbers_at_risk_are_printed_where_they_were_counted():
         shown[(t.fields["Cohort"], day)] = t.text
         assert nearest_label(cohort_rows, t.y).text == t.fields["Cohort"]  # printed in its cohort's row
     assert shown == expected
+    assert "Days since the end of the course" in {i.text for i in items if i.role == "axis-title"}
 
 
 # --- quality review ---------------------------------------------------------------------------------------
@@ -306,6 +307,8 @@ def test_funnel_points_sit_at_their_own_volume_and_rate_with_their_name():
         assert 0 < label.x + float(label.props.get("dx", 0)) - p.x < 20 and abs(label.y - p.y) < 2
     assert str(TRAP) not in _datasets(chart)
     assert "τ² = 0.003" in " ".join(chart.to_dict()["title"]["subtitle"])
+    titles = {i.text for i in items if i.role == "axis-title"}
+    assert {"Denominator (evaluable courses)", "Responders ≥30 % relief"} <= titles
 
 
 def test_p_chart_has_no_point_or_line_at_a_hidden_month():

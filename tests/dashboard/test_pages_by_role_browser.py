@@ -84,7 +84,7 @@ def _no_exception(page) -> None:
 
 
 def _download_pack(page, tmp: Path, name: str) -> Path:
-    with page.expect_download(timeout=120_000) as info:
+    with page.expect_download(timeout=300_000) as info:  # a PDF takes seconds; minutes on a loaded machine
         page.get_by_role("button", name="Monthly pack (PDF)").click()
     target = tmp / name
     info.value.save_as(target)
