@@ -132,7 +132,7 @@ def funnel_chart(
         alt.layer(*layers)
         .resolve_scale(color="independent", fill="independent")
         .properties(
-            height=320,
+            height=380,
             title=alt.TitleParams(
                 heading, subtitle=method_lines(target, kind), anchor="start", subtitleFontSize=10
             ),
