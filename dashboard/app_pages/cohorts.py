@@ -27,7 +27,10 @@ def with_cohorts(df: pd.DataFrame, items: dict[str, Cohort]) -> pd.DataFrame:
 
 def _suppressed_note(df: pd.DataFrame, column: str, what: str) -> None:
     if any(hidden(r, column) for r in df.to_dict("records")):
-        st.caption(f"Figures describing fewer than 11 patients are not drawn ({what} shows `{SUPPRESSED}`).")
+        st.caption(
+            f"Hidden figures (fewer than 11, or hidden to protect another cell) are not drawn ({what} shows "
+            f"`{SUPPRESSED}`)."
+        )
 
 
 def _table(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
