@@ -240,12 +240,28 @@ WaitOpt = Annotated[
 ]
 
 
-def _build(home: RegistryHome, full_refresh: bool, wait: float = 0.0) -> None:
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        metavar="duckdb|spark",
+        help="Build with DuckDB (the default) or Apache Spark (docs/SPARK.md); default: [engine] name in "
+        "config/registry.toml, else duckdb.",
+        show_default=False,
+    ),
+]
+
+
+def _build(home: RegistryHome, full_refresh: bool, wait: float = 0.0, engine: str | None = None) -> None:
     from outcome_registry import pipeline
 
     with console.status("building") as status:
         result = pipeline.build(
-            home, full_refresh=full_refresh, wait=wait, progress=lambda m: status.update(escape(m))
+            home,
+            full_refresh=full_refresh,
+            wait=wait,
+            progress=lambda m: status.update(escape(m)),
+            engine=engine,
         )
     for note in result.recovered:
         console.print(f"[yellow]recovered:[/] {safe(note)}", soft_wrap=True, highlight=False)
@@ -261,13 +277,13 @@ def _build(home: RegistryHome, full_refresh: bool, wait: float = 0.0) -> None:
 
 
 @app.command()
-def build(full_refresh: FullRefreshOpt = False, wait: WaitOpt = 0.0) -> None:
+def build(full_refresh: FullRefreshOpt = False, wait: WaitOpt = 0.0, engine: EngineOpt = None) -> None:
     """Run dbt, validate with Great Expectations, and publish only a build that passes.
 
     One build runs at a time per home. Exit codes: 0 published, 1 failed, 4 refused by the gate,
     5 another build holds the home.
     """
-    _build(_home(), full_refresh, wait)
+    _build(_home(), full_refresh, wait, engine)
 
 
 @app.command()
@@ -275,14 +291,18 @@ def run(
     batches: Annotated[list[Path], typer.Argument(help="Batch folders, .zip files, or folders of batches.")],
     full_refresh: FullRefreshOpt = False,
     wait: WaitOpt = 0.0,
+    engine: EngineOpt = None,
 ) -> None:
     """Ingest batches, then build, validate and publish.
 
     Exit code 3 when some batches were refused but the others were built and published.
     """
+    from outcome_registry.engines import engine_name
+
     home = _home()
+    engine_name(home, engine)  # a wrong engine setting fails before anything is loaded
     ok = _ingest(home, batches)
-    _build(home, full_refresh, wait)
+    _build(home, full_refresh, wait, engine)
     if not ok:
         err.print("Some batches were refused (see above); the build contains the others.")
         raise typer.Exit(3)

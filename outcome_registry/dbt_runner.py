@@ -214,22 +214,31 @@ def run_dbt(
     args: Sequence[str],
     vars: dict[str, Any] | None = None,
     on_start: ChildStarted | None = None,
+    engine: str = "duckdb",
 ) -> DbtResult:
     """Run ``dbt <args>`` for this home in a child process; never raises for a dbt failure.
 
     ``on_start(pid)`` is called as soon as the child runs. SIGINT/SIGTERM stop dbt and then raise
-    KeyboardInterrupt here.
+    KeyboardInterrupt here. ``engine="spark"``: dbt-spark through the Spark engine's child (docs/SPARK.md).
     """
-    write_profile(home)
+    if engine == "spark":
+        from outcome_registry.engines import spark as spark_engine
+
+        program, profiles_dir, extra = spark_engine.dbt_invocation(home)
+        vars = {**spark_engine.dbt_vars(home), **(vars or {})}
+    else:
+        write_profile(home)
+        program, profiles_dir, extra = _dbt_command(), home.dbt_profiles_dir, []
     log_dir = home.dbt_profiles_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
-        *_dbt_command(),
+        *program,
         *args,
+        *extra,
         "--project-dir",
         str(PROJECT_DIR),
         "--profiles-dir",
-        str(home.dbt_profiles_dir),
+        str(profiles_dir),
         "--target-path",
         str(home.dbt_target_dir),
         "--log-path",
@@ -255,6 +264,7 @@ def build(
     full_refresh: bool = False,
     vars: dict[str, Any] | None = None,
     on_start: ChildStarted | None = None,
+    engine: str = "duckdb",
 ) -> DbtResult:
     """Seed, run and data-test the whole project into the working copy.
 
@@ -264,7 +274,7 @@ def build(
     run by tests/dbt) rather than to every production build, where each one costs fixed time.
     """
     args = ["build", *(["--full-refresh"] if full_refresh else []), "--exclude", "test_type:unit"]
-    return run_dbt(home, args, vars, on_start)
+    return run_dbt(home, args, vars, on_start, engine)
 
 
 def unit_tests(home: RegistryHome) -> DbtResult:

@@ -169,11 +169,14 @@ def evaluate(
     render_docs: bool = True,
     incremental_raw: bool = False,
     scope_out: list[RawScope] | None = None,
+    precomputed: dict[str, list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every dataset's expectations; one result row per expectation (no build_id / run_at yet).
 
     ``incremental_raw`` lets incremental raw datasets read only loads not validated before (when that is
-    known); the raw scope actually used is appended to ``scope_out``.
+    known); the raw scope actually used is appended to ``scope_out``. ``precomputed`` holds the result rows
+    of datasets GX already validated elsewhere (``suite.name`` -> rows: the Spark engine validates Spark
+    DataFrames with GX's Spark datasource, engines/spark_gx.py); those are taken as they are.
     """
     datasets = load_suites() if datasets is None else datasets
     docs_dir = home.gx_dir / f".data_docs.{os.getpid()}.tmp"
@@ -187,6 +190,9 @@ def evaluate(
         if scope_out is not None:
             scope_out.append(scope)
         for ds in datasets:
+            if precomputed and f"{ds.suite}.{ds.name}" in precomputed:
+                rows += [dict(r) for r in precomputed[f"{ds.suite}.{ds.name}"]]
+                continue
             try:
                 df = read_dataset(con, ds, scope.pending if ds.incremental else None)
             except MissingRelation as exc:
@@ -238,7 +244,12 @@ def _release_memory() -> None:
 
 
 def run_checkpoint(
-    home: RegistryHome, build_id: str, *, render_docs: bool = True, incremental_raw: bool | None = None
+    home: RegistryHome,
+    build_id: str,
+    *,
+    render_docs: bool = True,
+    incremental_raw: bool | None = None,
+    precomputed: dict[str, list[dict[str, Any]]] | None = None,
 ) -> ValidationOutcome:
     """Validate the build in home.working_db (and the raw layer); record the results; never publish.
 
@@ -251,7 +262,13 @@ def run_checkpoint(
         incremental_raw = last_dbt_build_was_incremental(home)
     scopes: list[RawScope] = []
     try:
-        rows = evaluate(home, render_docs=render_docs, incremental_raw=incremental_raw, scope_out=scopes)
+        rows = evaluate(
+            home,
+            render_docs=render_docs,
+            incremental_raw=incremental_raw,
+            scope_out=scopes,
+            precomputed=precomputed,
+        )
     finally:
         _release_memory()
     run_at = datetime.now(UTC).replace(tzinfo=None)
