@@ -20,6 +20,7 @@ guarantees) and ``spark-tmp/`` (Spark's scratch space; row-level data never goes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,7 +52,7 @@ JAVA_PACKAGE = "openjdk-17-jre-headless"
 JAVA_MIN_VERSION = 17
 APT_TIMEOUT_SECONDS = 900
 GX_RESULTS = "spark-validation.json"
-TIMINGS = "spark-timings.json"
+TIMINGS = "spark-runs.jsonl"
 
 Say = Callable[[str], None]
 
@@ -475,10 +476,14 @@ def gx_results(home: RegistryHome) -> dict[str, list[dict[str, Any]]] | None:
     return data.get("datasets") or None
 
 
-def timings(home: RegistryHome) -> dict[str, float]:
-    """Where the Spark child's time went (JVM start, dbt, GX), as it recorded it."""
+def runs(home: RegistryHome) -> list[dict[str, Any]]:
+    """What each Spark child of the latest build recorded (seconds per step, dbt's nodes), in order."""
     try:
-        data = json.loads(timings_path(home).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: float(v) for k, v in data.items() if isinstance(v, int | float)}
+        lines = timings_path(home).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out

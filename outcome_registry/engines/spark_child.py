@@ -9,7 +9,8 @@ dbt-spark's session connection then reuses this session instead of starting anot
 successful ``build``, validates the Spark tables with GX's Spark datasource (:mod:`.spark_gx`) into
 ``--gx-out``. Starting the JVM once saves its start-up (about 15-25 s) per extra step, and the embedded
 Derby metastore admits one process only. Exit code: dbt's (0 ok, 1 a node failed, 2 dbt itself failed).
-Where the time went is written to ``build/spark-timings.json``.
+Where the time went (JVM start, source registration, dbt, GX; dbt's nodes by type and status, the slowest
+models) is appended to ``build/spark-runs.jsonl``, one line per invocation.
 """
 
 from __future__ import annotations
@@ -84,6 +85,22 @@ def _on_cluster(dbt_args: list[str]) -> int:
     return 0 if outcome.success else (1 if outcome.exception is None else 2)
 
 
+def _node_summary(result: Any) -> dict[str, Any]:
+    """Counts and seconds of dbt's nodes by type and status, and the slowest models (for the bench)."""
+    counts: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    slowest: list[tuple[float, str]] = []
+    for r in getattr(result, "results", None) or []:
+        kind = getattr(r.node, "resource_type", "?")
+        kind = getattr(kind, "value", str(kind))
+        status = getattr(r.status, "value", str(r.status))
+        counts[f"{kind}:{status}"] = counts.get(f"{kind}:{status}", 0) + 1
+        seconds[kind] = round(seconds.get(kind, 0.0) + float(r.execution_time or 0.0), 3)
+        if kind == "model":
+            slowest.append((round(float(r.execution_time or 0.0), 2), r.node.name))
+    return {"nodes": counts, "node_seconds": seconds, "slowest_models": sorted(slowest, reverse=True)[:8]}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
@@ -112,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.cluster:
         return _on_cluster(dbt_args)
     times: dict[str, float] = {}
+    nodes: dict[str, Any] = {}
     t0 = time.perf_counter()
     from pyspark.sql import SparkSession
 
@@ -133,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = dbtRunner().invoke(dbt_args)
         times["dbt"] = time.perf_counter() - t1
         rc = 0 if outcome.success else (1 if outcome.exception is None else 2)
+        nodes = _node_summary(outcome.result)
         if rc == 0 and opts.gx_out is not None and dbt_args[:1] == ["build"]:
             from outcome_registry.engines import spark_gx
 
@@ -144,8 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         session.stop()
         times["stop"] = time.perf_counter() - t3
         times["total"] = time.perf_counter() - t0
-        with contextlib.suppress(OSError):  # timings are informative only
-            engine.timings_path(home).write_text(json.dumps(times, indent=1) + "\n", encoding="utf-8")
+        record = {
+            "command": " ".join(dbt_args[:3]),
+            "seconds": {k: round(v, 3) for k, v in times.items()},
+            **nodes,
+        }
+        with contextlib.suppress(OSError), open(engine.timings_path(home), "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")  # informative only: where the time went, per invocation
     return rc
 
 
