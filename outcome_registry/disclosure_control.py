@@ -47,6 +47,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
@@ -63,6 +64,8 @@ RESIDUAL_TOL = 1e-10
 # Breaking a derivation: |y . a_p| above this (y's entries are O(1)).
 BREAK_TOL = 1e-6
 SAMPLES = 4
+# The small-cell rule's upper bound (dbt var small_cell_max), for the group rules' "hidden part is 1-10" test.
+SMALL_CELL_MAX = 10
 SEED = 20251130
 CG_MAX_ITER = 20_000
 ENGINE_SCHEMA = "intermediate"
@@ -95,6 +98,8 @@ class EngineState:
     is_primary: np.ndarray  # bool: the small-cell rule (for a virtual cell: its value is 1-10)
     is_hidden: np.ndarray  # bool: hidden by the engine (published cells only)
     equations: sp.csr_matrix  # one row per group: +1 for its total, -1 for each member
+    min_unknown: np.ndarray  # per group: the engine's minimum of unknown cells (3 for clinics -> ALL)
+    is_exact: np.ndarray  # per group: its members add up to its total exactly (not only as a bound)
 
     @property
     def n_cells(self) -> int:
@@ -148,7 +153,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection, source: Path) -> tuple[dict, di
     groups = con.execute(
         f"""
         SELECT dense_rank() OVER (ORDER BY group_id) - 1 AS row, cell_id,
-               CASE WHEN role = 'total' THEN 1.0 ELSE -1.0 END AS coef
+               CASE WHEN role = 'total' THEN 1.0 ELSE -1.0 END AS coef, min_unknown, is_exact
         FROM {_relation(source, GROUPS_MODEL)}
         """
     ).fetchnumpy()
@@ -175,6 +180,10 @@ def read_engine_state(source: Path) -> EngineState:
     cols = np.searchsorted(cell_id, np.asarray(groups["cell_id"], dtype=np.int64))
     n_rows = int(rows.max()) + 1 if rows.size else 0
     equations = sp.csr_matrix((np.asarray(groups["coef"], dtype=float), (rows, cols)), shape=(n_rows, n))
+    min_unknown = np.zeros(n_rows, dtype=np.int64)
+    min_unknown[rows] = np.asarray(groups["min_unknown"], dtype=np.int64)
+    is_exact = np.zeros(n_rows, dtype=bool)
+    is_exact[rows] = np.asarray(groups["is_exact"], dtype=bool)
     return EngineState(
         cell_id=cell_id,
         sort_key=np.asarray(cells["sort_key"], dtype=object),
@@ -185,6 +194,8 @@ def read_engine_state(source: Path) -> EngineState:
         is_primary=np.asarray(cells["is_primary"], dtype=bool),
         is_hidden=np.asarray(cells["is_hidden"], dtype=bool),
         equations=equations,
+        min_unknown=min_unknown,
+        is_exact=is_exact,
     )
 
 
@@ -196,8 +207,9 @@ class _System:
     """The equations with the virtual cells of one group reduced to tests ("targets")."""
 
     equations: sp.csr_matrix  # groups that constrain published cells
-    targets: sp.csr_matrix  # one row per protected virtual cell: the rest of its group
+    targets: sp.csr_matrix  # one row per virtual cell alone in its one group: the rest of that group
     target_cell: np.ndarray  # the virtual cell of each target
+    target_protected: np.ndarray  # bool per target: its cell is protected (1-10)
     columns: np.ndarray  # bool per cell: may be unknown (a published cell, or a virtual cell in 2+ groups)
 
 
@@ -210,7 +222,7 @@ def _reduce(state: EngineState) -> _System:
     n_single = np.bincount(row_of[single], minlength=eq.shape[0])
     dropped = np.zeros(eq.shape[0], dtype=bool)
     dropped[row_of[single]] = True  # a group with a free virtual cell says nothing about the others
-    tested = single & state.is_primary & (n_single[np.maximum(row_of, 0)] == 1)
+    tested = single & (n_single[np.maximum(row_of, 0)] == 1)
     target_cells = np.flatnonzero(tested)
     rest = state.equations[row_of[target_cells]].tocoo()
     other = rest.col != target_cells[rest.row]  # the group without its virtual cell
@@ -218,7 +230,7 @@ def _reduce(state: EngineState) -> _System:
         (rest.data[other], (rest.row[other], rest.col[other])), shape=(target_cells.size, state.n_cells)
     )
     keep = np.flatnonzero(~dropped)
-    return _System(state.equations[keep], targets, target_cells, ~single)
+    return _System(state.equations[keep], targets, target_cells, state.is_primary[target_cells], ~single)
 
 
 def _cg_project(a: sp.csr_matrix, z: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -328,16 +340,13 @@ class _Analysis:
 
     # -- the harmless registry cell ------------------------------------------------------------------------
     def _opaque_by_slot(self) -> dict[int, set[str]]:
-        """Per slot, the clinics whose figure an outsider does not know: a hidden cell, or a virtual cell
-        whose group holds another unknown cell (a difference of two shown counts is known to all)."""
+        """Per slot, the clinics whose figure an outsider does not know: a hidden cell, or a virtual cell an
+        outsider cannot work out (e.g. all - outpatient of a clinic without inpatients is 0 for anyone)."""
         st = self.state
-        unknown = (~st.is_virtual & self.hidden) | st.is_virtual
-        groups = abs(st.equations)
-        per_row = groups @ unknown.astype(float)  # unknown cells per group, the virtual cell included
-        virtual = np.flatnonzero(st.is_virtual)
-        others = groups[:, virtual].T @ per_row - groups[:, virtual].sum(axis=0).A1
-        opaque = ~st.is_virtual & self.hidden
-        opaque[virtual] = np.asarray(others).ravel() > 0
+        opaque = (~st.is_virtual & self.hidden) | (st.is_virtual & self.system.columns)
+        virtual = st.is_virtual & ~self.system.columns
+        virtual[self.system.target_cell[self.outsider_target_det]] = False
+        opaque |= virtual
         out: dict[int, set[str]] = {}
         for i in np.flatnonzero(opaque):
             out.setdefault(int(st.slot[i]), set()).add(str(st.clinic[i]))
@@ -354,9 +363,7 @@ class _Analysis:
         st, sysm = self.state, self.system
         found = [Leak(int(i), None) for i in np.flatnonzero(self.outsider_det & self.protected)]
         found += [
-            Leak(int(v), None)
-            for v, det in zip(sysm.target_cell, self.outsider_target_det, strict=True)
-            if det
+            Leak(int(v), None) for v in sysm.target_cell[self.outsider_target_det & sysm.target_protected]
         ]
         _n, labels = _column_components(self.outsider.a)
         comp_of = np.full(st.n_cells, -1, dtype=np.int64)
@@ -375,7 +382,7 @@ class _Analysis:
             for i in np.flatnonzero(det & self.protected & ~self.outsider_det):
                 if not self._harmless(int(i), clinic):
                     found.append(Leak(int(i), clinic))
-            tdet = self._targets_determined(view, clinic) & ~self.outsider_target_det
+            tdet = self._targets_determined(view, clinic) & ~self.outsider_target_det & sysm.target_protected
             for v in sysm.target_cell[tdet]:
                 if st.clinic[v] != clinic and not self._harmless(int(v), clinic):
                     found.append(Leak(int(v), clinic))
@@ -383,6 +390,24 @@ class _Analysis:
 
 
 # ---------------------------------------------------------------------------------------------- repair
+
+
+def _sparse_derivation(a: sp.csr_matrix, e: np.ndarray) -> np.ndarray:
+    """A derivation using as few equations as possible: y with A^T y = e minimising |y|_1 (a linear program,
+    HiGHS). Its shown cells are the ones the derivation really needs: a cell that would not stay unknown once
+    hidden has a weight that depends on the derivation chosen, and the least-squares one spreads over every
+    equation of the component."""
+    m = a.shape[0]
+    at = a.T.tocsc()
+    found = scipy.optimize.linprog(
+        np.ones(2 * m), A_eq=sp.hstack([at, -at]).tocsc(), b_eq=e, bounds=(0, None), method="highs"
+    )
+    if found.status != 0:
+        return _solve_rows(a, e)
+    y = found.x[:m] - found.x[m:]
+    if np.abs(at @ y - e).max(initial=0.0) > 1e-6:
+        return _solve_rows(a, e)
+    return y
 
 
 def _solve_rows(a: sp.csr_matrix, e: np.ndarray) -> np.ndarray:
@@ -448,19 +473,21 @@ class _Repairer:
             self._left[insider] = u
         return self._left[insider]
 
-    def _stays_unknown(self, insider: str | None, cells: np.ndarray) -> np.ndarray:
+    def _stays_unknown(self, insider: str | None, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per cell: hidden, would it stay unknown to this reader? Its column must lie in the column space of
-        the reader's system; a group of it that holds no unknown cell would give it away on its own."""
+        the reader's system. Also per cell: how many of its groups hold no unknown cell for the reader (each
+        would give it away alone, until a partner is hidden there too)."""
         view = self.an.views[insider]
         cols = self.an.system.equations[:, cells].tocsc()
         pos = np.searchsorted(view.rows, cols.indices)
         inside = (pos < view.rows.size) & (view.rows[np.minimum(pos, view.rows.size - 1)] == cols.indices)
         per_cell = np.repeat(np.arange(cells.size), np.diff(cols.indptr))
-        outside = np.bincount(per_cell[~inside], minlength=cells.size) > 0
+        outside = np.bincount(per_cell[~inside], minlength=cells.size)
         left = self._left_null(insider)
         proj = np.zeros((cells.size, SAMPLES))
         np.add.at(proj, per_cell[inside], cols.data[inside, None] * left[pos[inside]])
-        return ~outside & (np.abs(proj).max(axis=1, initial=0.0) < DETERMINED_TOL)
+        stays = (outside == 0) & (np.abs(proj).max(axis=1, initial=0.0) < DETERMINED_TOL)
+        return stays, outside
 
     def repair(self, leak: Leak) -> None:
         an, st, sysm = self.an, self.an.state, self.an.system
@@ -473,7 +500,7 @@ class _Repairer:
             cols = np.flatnonzero(np.isin(labels, np.unique(labels[in_view])))
             sub = view.a[:, cols].tocsr()
             rows = np.flatnonzero(np.diff(sub.indptr) > 0)
-            y = _solve_rows(sub[rows], full[view.cols[cols]])
+            y = _sparse_derivation(sub[rows], full[view.cols[cols]])
             used = np.abs(y) > 1e-9
             score = np.asarray(sysm.equations[view.rows[rows][used]].T @ y[used]).ravel()
         else:
@@ -484,7 +511,7 @@ class _Repairer:
             shown &= st.clinic != leak.insider
         breaking = shown & (np.abs(score) > BREAK_TOL)
         done = np.array([p for p in self.picks if breaking[p]], dtype=np.int64)
-        if done.size and self._stays_unknown(leak.insider, done).any():
+        if done.size and self._stays_unknown(leak.insider, done)[0].any():
             return  # this round already hides a cell that breaks its derivation for good
         candidates = np.flatnonzero(breaking)
         if candidates.size == 0:
@@ -494,9 +521,17 @@ class _Repairer:
                 + ") can be worked out from published figures and hiding no shown figure prevents it, so "
                 "nothing was published. Report the data set to the registry's maintainers."
             )
-        stays = self._stays_unknown(leak.insider, candidates)
+        # a cell that stays unknown breaks it for good; else the one whose groups need the fewest partners
+        # (the group rules hide them next), then non-zero, then small values, then the cell's key
+        stays, outside = self._stays_unknown(leak.insider, candidates)
         order = np.lexsort(
-            (st.sort_key[candidates].astype(str), st.value[candidates], st.value[candidates] == 0, ~stays)
+            (
+                st.sort_key[candidates].astype(str),
+                st.value[candidates],
+                st.value[candidates] == 0,
+                outside,
+                ~stays,
+            )
         )
         self.picks.append(int(candidates[order[0]]))
 
@@ -510,8 +545,59 @@ def find_leaks(state: EngineState, hidden: np.ndarray | None = None) -> list[Lea
     return _Analysis(state, system, state.is_hidden.copy() if hidden is None else hidden).leaks()
 
 
-def close(state: EngineState, max_rounds: int = 200) -> ClosureResult:
-    """Extra cells to hide so that no protected cell can be worked out by anyone (raises ClosureError)."""
+def _group_rules(state: EngineState, hidden: np.ndarray, max_passes: int = 200) -> list[int]:
+    """The engine's group rules (macros/suppression/complementary.sql), applied to ``hidden`` in place until a
+    pass hides nothing: a group holding a protected cell needs min_unknown unknown cells, and an exact group
+    beside a shown total must not have hidden members adding up to 1-10. Its picks: the smallest shown non-zero
+    members, else the shown total, else every non-zero member and shown zeros. Returns the cells it hid.
+
+    The closure's own picks usually leave a group with one unknown cell; hiding its partner here, as the
+    engine will, lets the algebra judge the state the engine will publish (the engine re-runs anyway)."""
+    groups = abs(state.equations).tocsr()
+    signed = state.equations.tocsr()
+    rank = np.argsort(np.argsort(state.sort_key.astype(str)))
+    added: list[int] = []
+    for _ in range(max_passes):
+        unknown = (hidden & ~state.is_virtual) | state.is_virtual
+        protected = (hidden & ~state.is_virtual) | (state.is_virtual & state.is_primary)
+        n_unknown = groups @ unknown.astype(float)
+        n_protected = groups @ protected.astype(float)
+        members = (signed < 0).astype(float)
+        unknown_sum = members @ np.where(unknown, state.value, 0).astype(float)
+        total = np.asarray((signed > 0).argmax(axis=1)).ravel()
+        total_shown = ~unknown[total]
+        need = np.where((n_protected > 0) & (n_unknown < state.min_unknown), state.min_unknown - n_unknown, 0)
+        small_sum = state.is_exact & total_shown & (unknown_sum >= 1) & (unknown_sum <= SMALL_CELL_MAX)
+        need = np.where((need == 0) & small_sum, 1, need).astype(np.int64)
+        picks: set[int] = set()
+        for g in np.flatnonzero(need > 0):
+            cells = signed.indices[signed.indptr[g] : signed.indptr[g + 1]]
+            coefs = signed.data[signed.indptr[g] : signed.indptr[g + 1]]
+            shown = cells[(coefs < 0) & ~unknown[cells]]
+            eligible = shown[state.value[shown] > 0]
+            eligible = eligible[np.lexsort((rank[eligible], state.value[eligible]))]
+            if eligible.size >= need[g]:
+                picks.update(int(c) for c in eligible[: need[g]])
+            elif total_shown[g]:
+                picks.add(int(total[g]))
+            else:
+                zeros = shown[state.value[shown] == 0]
+                zeros = zeros[np.argsort(rank[zeros])]
+                picks.update(int(c) for c in [*eligible, *zeros][: need[g]])
+        picks = {p for p in picks if not hidden[p]}
+        if not picks:
+            return added
+        new = sorted(picks, key=lambda c: rank[c])
+        hidden[new] = True
+        added.extend(new)
+    return added
+
+
+def close(state: EngineState, max_rounds: int = 50) -> ClosureResult:
+    """Extra cells to hide so that no protected cell can be worked out by anyone (raises ClosureError).
+
+    Each round repairs every leak found, then applies the engine's group rules to the picks (their partners);
+    the extra hides are all the cells hidden so, in the order they were chosen."""
     t0 = time.perf_counter()
     system = _reduce(state)
     hidden = state.is_hidden.copy()
@@ -531,6 +617,7 @@ def close(state: EngineState, max_rounds: int = 200) -> ClosureResult:
         new = [p for p in dict.fromkeys(repairer.picks) if not hidden[p]]
         hidden[new] = True
         result.extra_hides.extend(new)
+        result.extra_hides.extend(_group_rules(state, hidden))
     raise ClosureError(
         f"Complementary suppression could not be closed within {max_rounds} rounds of the algebraic check, "
         "so nothing was published: a hidden figure might still be worked out. Report the data set to the "

@@ -41,6 +41,7 @@ def make_state(
     """An engine state from cell keys ("period|start|clinic|cohort|event_type|measure") -> (value, hidden),
     virtual cells -> value, and groups (total key, member keys). is_primary: a value of 1-10."""
     virtual = virtual or {}
+    groups = list(groups)
     keys = list(cells) + list(virtual)
     index = {k: i for i, k in enumerate(keys)}
     values = np.array([cells[k][0] if k in cells else virtual[k] for k in keys], dtype=np.int64)
@@ -53,6 +54,10 @@ def make_state(
             cols.append(index[k])
             coef.append(c)
     n_rows = max(rows) + 1 if rows else 0
+    # clinics -> ALL needs 3 unknown cells (a clinic knows its own figures), every other relation 2
+    clinic_groups = [
+        _clinic(total) == "ALL" and all(_clinic(m) != "ALL" for m in members) for total, members in groups
+    ]
     return dc.EngineState(
         cell_id=np.arange(1, len(keys) + 1, dtype=np.int64),
         sort_key=np.array(keys, dtype=object),
@@ -63,7 +68,13 @@ def make_state(
         is_primary=(values >= 1) & (values <= 10),
         is_hidden=np.array([k in cells and cells[k][1] for k in keys]),
         equations=sp.csr_matrix((coef, (rows, cols)), shape=(n_rows, len(keys))),
+        min_unknown=np.array([3 if c else 2 for c in clinic_groups], dtype=np.int64),
+        is_exact=np.ones(n_rows, dtype=bool),
     )
+
+
+def _clinic(key: str) -> str:
+    return key.split("|")[2]
 
 
 def _slot(key: str) -> str:
@@ -98,12 +109,8 @@ def reference_leaks(state: dc.EngineState) -> set[tuple[str, str | None]]:
     shown = published & ~state.is_hidden
     outsider = determined(shown)
     found = {(str(state.sort_key[i]), None) for i in np.flatnonzero(outsider & protected)}
-    # who does not know a figure: a hidden cell; a virtual cell, unless every other cell of its group is shown
-    opaque = published & state.is_hidden
-    for v in np.flatnonzero(state.is_virtual):
-        rows = np.flatnonzero(eq[:, v])
-        others = [c for r in rows for c in np.flatnonzero(eq[r]) if c != v]
-        opaque[v] = any(not shown[c] for c in others)
+    # who does not know a figure: a hidden cell, or a virtual cell that an outsider cannot work out
+    opaque = (published & state.is_hidden) | (state.is_virtual & ~outsider)
     for clinic in clinics:
         own = state.clinic == clinic
         det = determined(shown | own)
