@@ -46,9 +46,10 @@ def test_refused_build_leaves_published_warehouse_and_forces_full_refresh(
         result = real_build(h, full_refresh=full_refresh, vars=vars, on_start=on_start)
         with duckdb.connect(str(h.working_db)) as con:
             # A relief above 100 % in one session: the fct_sessions suite (relief_pct <= 1) must block it.
+            # (fct_sessions is a view of the patient-scoped int_sessions: the row is corrupted there.)
             con.execute(
-                "update marts.fct_sessions set relief_pct = 1.5 "
-                "where session_id = (select min(session_id) from marts.fct_sessions)"
+                "update intermediate.int_sessions set relief_pct = 1.5 "
+                "where session_id = (select min(session_id) from intermediate.int_sessions)"
             )
         return result
 

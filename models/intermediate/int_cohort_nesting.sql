@@ -1,3 +1,4 @@
+{{ config(tags=['static']) }}  -- depends on the seed only: incremental builds skip it (dbt_runner)
 -- Cohorts nested in other cohorts (seed cohort_definitions): the child's criteria include every criterion
 -- of the parent and more, so its courses are a subset of the parent's and the difference is itself a count
 -- that must not be 1-10 (SPEC §3 rule 3). For a multi-criteria child (e.g. IV + inpatient + chronic inside

@@ -1,7 +1,9 @@
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 -- Course x cohort, driven purely by the seed cohort_definitions: a course is in a cohort when every
 -- non-null criterion equals the course's attribute. A course without an age band (no birth year) or a
 -- dose band (no weight) has the attribute 'unknown', so that the age-band and dose-band families, like
--- every family, hold each course exactly once (a data test checks it).
+-- every family, hold each course exactly once (a data test checks it). Patient-scoped.
 with courses as (
     select
         course_id,
@@ -14,6 +16,7 @@ with courses as (
         coalesce(age_band, 'unknown') as age_band,
         coalesce(dose_band, 'unknown') as dose_band
     from {{ ref('int_courses') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 cohorts as (

@@ -4,7 +4,9 @@
 --   before = the latest diary with period_end on or before the course's first session.
 -- mmd_change = after.migraine_days - patient's baseline_migraine_days; mmd_responder_50 = reduction of
 -- at least var('mmd_responder_pct') (50) % of the baseline (null when the baseline is 0 or missing, or
--- there is no such diary).
+-- there is no such diary). Patient-scoped (macros/patient_scoped.sql).
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 {%- set window = var('diary_window_days') %}
 with courses as (
     select
@@ -13,6 +15,7 @@ with courses as (
         first_session_date,
         last_session_date
     from {{ ref('int_courses') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 patients as (
@@ -20,10 +23,12 @@ patients as (
         patient_id,
         baseline_migraine_days
     from {{ ref('stg_registry__patients') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 diary as (
     select * from {{ ref('stg_registry__headache_diary') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 after_course as (
@@ -59,6 +64,7 @@ before_course as (
 combined as (
     select
         courses.course_id,
+        courses.patient_id,
         patients.baseline_migraine_days as mmd_baseline,
         after_course.migraine_days as mmd_followup,
         before_course.midas_score as midas_before,
@@ -73,6 +79,7 @@ combined as (
 
 select
     course_id,
+    patient_id,
     mmd_baseline,
     mmd_followup,
     mmd_followup - mmd_baseline as mmd_change,

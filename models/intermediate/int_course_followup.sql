@@ -1,16 +1,20 @@
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 -- Follow-up pain at 1 / 4 / 12 weeks (CONTRACT.md §3): the followup score whose date lies in the window of
 -- var followup_windows (4-10 / 21-35 / 70-98 days after the course's last session date), nearest to its
--- target day (7 / 28 / 84), earliest on a tie.
+-- target day (7 / 28 / 84), earliest on a tie. Patient-scoped (macros/patient_scoped.sql).
 with courses as (
     select
         course_id,
         patient_id,
         last_session_date
     from {{ ref('int_courses') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 scores as (
     select * from {{ ref('int_followup_scores') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 windows as (
@@ -65,6 +69,7 @@ late as (
 
 select
     courses.course_id,
+    courses.patient_id,
     {%- for name in var('followup_windows') %}
         max(case when candidates.window_name = '{{ name }}' then candidates.pain_nrs end) as followup_{{ name }}_pain,
     {%- endfor %}
@@ -72,4 +77,4 @@ select
 from courses
 left join candidates on courses.course_id = candidates.course_id and candidates.pick_rank = 1
 left join late on courses.course_id = late.course_id
-group by courses.course_id
+group by courses.course_id, courses.patient_id

@@ -1,71 +1,66 @@
--- One row per treatment course with every course outcome of CONTRACT.md §3: the course itself
--- (int_courses), its follow-up pain (int_course_followup) and its diaries (int_course_diaries). fct_courses
--- publishes it; the outcome cube counts it.
-with courses as (
-    select * from {{ ref('int_courses') }}
+{{ config(materialized='view') }}
+-- One row per treatment course with every course outcome of CONTRACT.md §3 (int_course_results) and the
+-- retreatment interval: the next course's first date minus this course's last date, censored at the data
+-- cutoff (latest session_date loaded) when there is no next course. The cutoff moves with every new batch
+-- and changes the interval of every patient's last course, so it is computed here, when read (a view: one
+-- max() and a projection), not stored in the patient-scoped tables. fct_courses publishes this.
+with results as (
+    select * from {{ ref('int_course_results') }}
 ),
 
-followup as (
-    select * from {{ ref('int_course_followup') }}
-),
-
-diaries as (
-    select * from {{ ref('int_course_diaries') }}
+cutoff as (
+    select max(session_date) as data_cutoff_date from {{ ref('int_sessions') }}
 )
 
 select
-    courses.course_id,
-    courses.patient_id,
-    courses.course_number,
-    courses.clinic_id,
-    courses.first_session_date,
-    courses.last_session_date,
-    courses.completion_month,
-    courses.n_sessions,
-    courses.route,
-    courses.setting,
-    courses.diagnosis_group,
-    courses.age_band,
-    courses.dose_band,
-    courses.baseline_pain,
-    courses.end_pain,
-    courses.pain_change,
-    courses.course_relief_pct,
-    courses.responder_30,
-    courses.responder_50,
-    courses.responder_2pt,
-    followup.followup_1w_pain,
-    followup.followup_4w_pain,
-    followup.followup_12w_pain,
-    -- 4-week pain at least var('sustained_relief_pct') (30) % below baseline, i.e. <= 0.7 x baseline
-    case
-        when followup.followup_4w_pain is not null and courses.baseline_pain is not null
-            then {{ reduction_at_least('courses.baseline_pain', 'followup.followup_4w_pain',
-                var('sustained_relief_pct')) }}
-    end as sustained_30_at_4w,
-    courses.next_course_first_date,
-    courses.days_to_retreatment,
-    courses.retreated,
-    courses.data_cutoff_date,
-    diaries.mmd_baseline,
-    diaries.mmd_followup,
-    diaries.mmd_change,
-    diaries.mmd_responder_50,
-    diaries.midas_before,
-    diaries.midas_after,
-    diaries.midas_change,
-    diaries.midas_grade_before,
-    diaries.midas_grade_after,
-    diaries.hit6_before,
-    diaries.hit6_after,
-    diaries.hit6_change,
-    diaries.hit6_band_before,
-    diaries.hit6_band_after,
-    courses.n_adverse_events,
-    courses.n_serious_adverse_events,
-    courses.n_sessions_with_ae,
-    followup.flag_followup_late,
-    courses.has_session_flag or followup.flag_followup_late as has_plausibility_flag
-from courses
-left join followup on courses.course_id = followup.course_id
-left join diaries on courses.course_id = diaries.course_id
+    results.course_id,
+    results.patient_id,
+    results.course_number,
+    results.clinic_id,
+    results.first_session_date,
+    results.last_session_date,
+    results.completion_month,
+    results.n_sessions,
+    results.route,
+    results.setting,
+    results.diagnosis_group,
+    results.age_band,
+    results.dose_band,
+    results.baseline_pain,
+    results.end_pain,
+    results.pain_change,
+    results.course_relief_pct,
+    results.responder_30,
+    results.responder_50,
+    results.responder_2pt,
+    results.followup_1w_pain,
+    results.followup_4w_pain,
+    results.followup_12w_pain,
+    results.sustained_30_at_4w,
+    results.next_course_first_date,
+    cast({{ days_between('results.last_session_date',
+        'coalesce(results.next_course_first_date, cutoff.data_cutoff_date)') }} as integer)
+        as days_to_retreatment,
+    results.retreated,
+    cutoff.data_cutoff_date,
+    results.mmd_baseline,
+    results.mmd_followup,
+    results.mmd_change,
+    results.mmd_responder_50,
+    results.midas_before,
+    results.midas_after,
+    results.midas_change,
+    results.midas_grade_before,
+    results.midas_grade_after,
+    results.hit6_before,
+    results.hit6_after,
+    results.hit6_change,
+    results.hit6_band_before,
+    results.hit6_band_after,
+    results.n_adverse_events,
+    results.n_serious_adverse_events,
+    results.n_sessions_with_ae,
+    results.flag_followup_late,
+    results.has_plausibility_flag
+from results
+cross join cutoff

@@ -1,13 +1,13 @@
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 -- One row per treatment course (CONTRACT.md §3): first/last session, baseline (pre of the first session),
--- end pain (post of the last session), relief, responders, adverse events, and retreatment: the next
--- course's first date minus this course's last date, censored at the data cutoff (latest session_date
--- loaded) when there is no next course.
+-- end pain (post of the last session), relief, responders, adverse events, and the next course's first
+-- date. Patient-scoped (macros/patient_scoped.sql). The retreatment interval, censored at the data cutoff
+-- (latest session_date loaded) when there is no next course, depends on the whole registry: int_course_outcomes
+-- computes it when read.
 with sessions as (
     select * from {{ ref('int_sessions') }}
-),
-
-cutoff as (
-    select max(session_date) as data_cutoff_date from sessions
+    where {{ patient_scope('patient_id') }}
 ),
 
 aggregated as (
@@ -88,14 +88,9 @@ select
                 >= {{ var('responder_points') }}
     end as responder_2pt,
     courses.next_course_first_date,
-    cast({{ days_between('courses.last_session_date',
-        'coalesce(courses.next_course_first_date, cutoff.data_cutoff_date)') }} as integer)
-        as days_to_retreatment,
     courses.next_course_first_date is not null as retreated,
-    cutoff.data_cutoff_date,
     cast(courses.n_adverse_events as integer) as n_adverse_events,
     cast(courses.n_serious_adverse_events as integer) as n_serious_adverse_events,
     cast(courses.n_sessions_with_ae as integer) as n_sessions_with_ae,
     courses.has_session_flag = 1 as has_session_flag
 from courses
-cross join cutoff

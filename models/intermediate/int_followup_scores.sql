@@ -1,5 +1,7 @@
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 -- Follow-up pain scores with the patient's latest session on or before the score's date, and the §5
--- flag for a follow-up more than var('followup_late_days') (365) days after that session.
+-- flag for a follow-up more than var('followup_late_days') (365) days after that session. Patient-scoped.
 with scores as (
     select
         score_id,
@@ -8,7 +10,7 @@ with scores as (
         assessed_on,
         pain_nrs
     from {{ ref('stg_registry__pain_scores') }}
-    where timepoint = 'followup'
+    where timepoint = 'followup' and {{ patient_scope('patient_id') }}
 ),
 
 sessions as (
@@ -18,6 +20,7 @@ sessions as (
         session_date,
         course_id
     from {{ ref('int_sessions') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 latest_session as (

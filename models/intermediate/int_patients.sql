@@ -1,7 +1,10 @@
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 -- One row per patient: diagnosis group from the longest matching code prefix (seed diagnosis_groups)
--- and the age band at enrolment.
+-- and the age band at enrolment. Patient-scoped: an incremental build recomputes the changed patients only.
 with patients as (
     select * from {{ ref('stg_registry__patients') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 groups as (

@@ -1,6 +1,8 @@
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 -- Course assignment (CONTRACT.md §3): a patient's sessions in date order; a session starts a new course
 -- when it comes MORE than var('course_gap_days') days after the previous one (exactly the gap stays in
--- the course). Same-day sessions are ordered by session_id.
+-- the course). Same-day sessions are ordered by session_id. Patient-scoped (macros/patient_scoped.sql).
 with sessions as (
     select
         session_id,
@@ -11,6 +13,7 @@ with sessions as (
         ) as previous_session_date,
         count(*) over (partition by patient_id, session_date) as n_sessions_same_day
     from {{ ref('stg_registry__infusion_sessions') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 flagged as (

@@ -1,28 +1,38 @@
+{{ config(materialized=patient_scoped_materialization(), incremental_strategy='append', on_schema_change='fail',
+    pre_hook="{{ delete_changed_patients() }}") }}
 -- One row per session with pain, dose, course position, diagnosis group, age band, adverse events and
--- the plausibility flags of CONTRACT.md §5 (flags are columns; no row is dropped).
+-- the plausibility flags of CONTRACT.md §5 (flags are columns; no row is dropped). Patient-scoped
+-- (macros/patient_scoped.sql): an incremental build recomputes the sessions of the changed patients only.
 with sessions as (
     select * from {{ ref('stg_registry__infusion_sessions') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 courses as (
     select * from {{ ref('int_session_courses') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 patients as (
     select * from {{ ref('int_patients') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 pain as (
     select * from {{ ref('int_session_pain') }}
+    where {{ patient_scope('patient_id') }}
 ),
 
 events as (
     select
-        session_id,
+        events.session_id,
         count(*) as n_adverse_events,
-        sum(case when serious then 1 else 0 end) as n_serious_adverse_events
-    from {{ ref('stg_registry__adverse_events') }}
-    group by session_id
+        sum(case when events.serious then 1 else 0 end) as n_serious_adverse_events
+    from {{ ref('stg_registry__adverse_events') }} as events
+    {%- if is_incremental() %}
+        where events.session_id in (select sessions.session_id from sessions)
+    {%- endif %}
+    group by events.session_id
 ),
 
 dose_bands as (

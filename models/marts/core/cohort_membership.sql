@@ -1,4 +1,7 @@
+{{ config(materialized='view') }}
 -- Course x cohort: which courses each cohort contains (int_course_cohorts). Published (row-level tier).
+-- A view of the patient-scoped intermediate table (docs/INCREMENTAL.md): each row is stored once, in
+-- the working copy's intermediate layer; publish writes it into the tiers.
 select
     membership.course_id,
     membership.patient_id,

@@ -1,5 +1,8 @@
+{{ config(materialized='view') }}
 -- One row per patient; no birth year leaves the warehouse (age band at enrolment instead). Published
 -- (row-level tier).
+-- A view of the patient-scoped intermediate table (docs/INCREMENTAL.md): each row is stored once, in
+-- the working copy's intermediate layer; publish writes it into the tiers.
 select
     patients.patient_id,
     patients.clinic_id,

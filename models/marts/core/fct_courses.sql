@@ -1,5 +1,8 @@
+{{ config(materialized='view') }}
 -- One row per treatment course, keyed by patient_id + course_number (CONTRACT.md §3-§4), with its clinic's
 -- pseudonym. Published (row-level tier).
+-- A view of the patient-scoped intermediate table (docs/INCREMENTAL.md): each row is stored once, in
+-- the working copy's intermediate layer; publish writes it into the tiers.
 select
     courses.course_id,
     courses.patient_id,
