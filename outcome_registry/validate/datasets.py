@@ -83,6 +83,38 @@ def read_dataset(
         raise MissingRelation(str(exc).splitlines()[0]) from None
 
 
+def row_relation(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, pending_loads: list[int] | None = None
+) -> tuple[str, dict[str, str]] | None:
+    """The rows of a row-level dataset (a table, or an incremental raw query) as SQL DuckDB can scan, with
+    its column types; None for the small datasets (derived or aggregate queries) GX reads whole.
+
+    Incremental raw datasets are limited to ``pending_loads`` exactly as :func:`read_dataset` does.
+    """
+    if ds.derive:
+        return None
+    if ds.table:
+        if not relation_exists(con, ds.table):
+            raise MissingRelation(ds.table)
+        relation = ds.table
+    elif ds.incremental and ds.sql:
+        where = ""
+        if pending_loads is not None:
+            where = " WHERE " + (
+                f"{LOAD_SEQ} IN ({', '.join(str(int(n)) for n in pending_loads)})"
+                if pending_loads
+                else "false"
+            )
+        relation = f"(SELECT * EXCLUDE ({LOAD_SEQ}) FROM ({ds.sql}){where})"
+    else:
+        return None
+    try:
+        types = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+    except duckdb.CatalogException as exc:
+        raise MissingRelation(str(exc).splitlines()[0]) from None
+    return relation, types
+
+
 _ARROW_STRINGS = (pa.string(), pa.large_string())
 
 

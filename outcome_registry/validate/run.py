@@ -28,6 +28,7 @@ import pandas as pd
 
 from outcome_registry.errors import GateRefused
 from outcome_registry.paths import RegistryHome
+from outcome_registry.validate import pushdown
 from outcome_registry.validate.datasets import (
     MissingRelation,
     RawScope,
@@ -36,6 +37,7 @@ from outcome_registry.validate.datasets import (
     pending_loads,
     raw_load_seqs,
     read_dataset,
+    row_relation,
 )
 from outcome_registry.validate.history import record_results, record_validated_loads
 from outcome_registry.validate.suites import Dataset, column_label, load_suites, to_gx_suite
@@ -109,6 +111,15 @@ def _validate_frame(ctx: Any, ds: Dataset, df: pd.DataFrame) -> Any:
     suite = ctx.suites.add(to_gx_suite(ds))
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=asset_name, data=batch_def, suite=suite))
     return vd.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+
+
+def _count_in_duckdb(con: Any, ds: Dataset, pending: list[int] | None) -> list[pushdown.Counted] | None:
+    """DuckDB's counts for a row-level dataset whose expectations it can count (validate/pushdown.py);
+    None: GX reads the rows itself."""
+    found = row_relation(con, ds, pending)
+    if found is None or not pushdown.supported(ds, found[1]):
+        return None
+    return pushdown.count_expectations(con, ds, found[0], found[1], samples=ds.echo_values)
 
 
 def _short(value: Any, limit: int = 300) -> str | None:
@@ -193,18 +204,25 @@ def evaluate(
             if precomputed and f"{ds.suite}.{ds.name}" in precomputed:
                 rows += [dict(r) for r in precomputed[f"{ds.suite}.{ds.name}"]]
                 continue
+            pending = scope.pending if ds.incremental else None
             try:
-                df = read_dataset(con, ds, scope.pending if ds.incremental else None)
+                counted = _count_in_duckdb(con, ds, pending)
+                df, judged = (
+                    pushdown.gx_frame(ds, counted) if counted else (read_dataset(con, ds, pending), ds)
+                )
             except MissingRelation as exc:
                 if ds.required:
                     rows += _missing_rows(ds, str(exc))
                 continue
-            vr = _validate_frame(ctx, ds, df)
+            vr = _validate_frame(ctx, judged, df)
             del df  # GX keeps no copy we need; free the frame before reading the next one
             by_index = {int(res.expectation_config.meta["spec_index"]): res for res in vr.results}
             note = scope.note() if ds.incremental else None
             for index, spec in enumerate(ds.expectations):
                 row = _row_from_result(ds, spec, by_index[index])
+                if counted:  # the counts behind GX's verdict (validate/pushdown.py)
+                    row["observed_value"] = _short(pushdown.observed(counted[index], ds.echo_values))
+                    row["unexpected_count"] = counted[index].unexpected
                 if note:
                     row["observed_value"] = _short(f"{row['observed_value'] or ''} [{note}]".lstrip())
                 rows.append(row)
