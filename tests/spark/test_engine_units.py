@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from published_parity import compare_table
 
 from outcome_registry import engines
 from outcome_registry.engines import spark as spark_engine
+from outcome_registry.engines.parity import compare_table
 from outcome_registry.engines.spark_child import _without_unit_test_exclusion
 from outcome_registry.engines.spark_gx import to_spark_sql
 from outcome_registry.errors import RegistryError

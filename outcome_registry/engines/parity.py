@@ -1,6 +1,6 @@
 """Compare every published table of two registry homes (a DuckDB build and a Spark build), through DuckDB.
 
-    python tests/spark/published_parity.py HOME_A HOME_B          # prints one line per table; exit 0 when all equal
+    python -m outcome_registry.engines.parity HOME_A HOME_B    # one line per table; exit 0 when all equal
 
 What is compared: ``published/registry.duckdb`` (row-level tier), ``published/aggregates.duckdb`` (aggregate
 tier), every ``published/clinics/<id>/clinic.duckdb`` and every ``published/restricted/*.parquet``, table by
