@@ -686,9 +686,12 @@ class Enforcement:
 def enforce(home: RegistryHome, rerun: Callable[[], DbtResult], rounds: int = ENGINE_ROUNDS) -> Enforcement:
     """Check the engine's result in the working copy; while some protected cell can be worked out, add the
     closure's extra hides and re-run the suppression subgraph (``rerun``, which must pass dbt_vars). Raises
-    ClosureError (nothing may be published) when it has not closed after ``rounds`` re-runs."""
+    ClosureError (nothing may be published) when it has not closed after ``rounds`` re-runs.
+
+    The engine re-runs from the small-cell rule plus everything hidden so far (its own complements of the
+    last run, the closure's cells): started from the small-cell rule and the closure's cells alone, its
+    group rules could pick other partners than the ones the algebra judged, and reopen a combination."""
     out = Enforcement()
-    extra: list[str] = []
     for attempt in range(rounds + 1):
         t0 = time.perf_counter()
         state = read_engine_state(home.working_db)
@@ -700,9 +703,10 @@ def enforce(home: RegistryHome, rerun: Callable[[], DbtResult], rounds: int = EN
             return out
         if attempt == rounds:
             break
-        extra.extend(str(state.sort_key[i]) for i in closure.extra_hides)
-        out.extra_hides = len(extra)
-        write_extra_hides(extra_hides_path(home), extra)
+        carried = np.flatnonzero(state.is_hidden & ~state.is_primary & ~state.is_virtual)
+        keys = [str(k) for k in state.sort_key[np.union1d(carried, closure.extra_hides)]]
+        out.extra_hides += len(closure.extra_hides)
+        write_extra_hides(extra_hides_path(home), keys)
         dbt = rerun()
         out.reruns += 1
         out.dbt_seconds += dbt.seconds
