@@ -545,19 +545,27 @@ def find_leaks(state: EngineState, hidden: np.ndarray | None = None) -> list[Lea
     return _Analysis(state, system, state.is_hidden.copy() if hidden is None else hidden).leaks()
 
 
-def _group_rules(state: EngineState, hidden: np.ndarray, max_passes: int = 200) -> list[int]:
-    """The engine's group rules (macros/suppression/complementary.sql), applied to ``hidden`` in place until a
-    pass hides nothing: a group holding a protected cell needs min_unknown unknown cells, and an exact group
-    beside a shown total must not have hidden members adding up to 1-10. Its picks: the smallest shown non-zero
-    members, else the shown total, else every non-zero member and shown zeros. Returns the cells it hid.
+def _group_rules(
+    state: EngineState, hidden: np.ndarray, changed: Iterable[int], max_passes: int = 200
+) -> list[int]:
+    """The engine's group rules (macros/suppression/complementary.sql) for the groups of the ``changed`` cells,
+    applied to ``hidden`` in place until a pass hides nothing: a group holding a protected cell needs
+    min_unknown unknown cells, and an exact group beside a shown total must not have hidden members adding up
+    to 1-10. Its picks: the smallest shown non-zero members, else the shown total, else every non-zero member
+    and shown zeros. Returns the cells it hid.
 
     The closure's own picks usually leave a group with one unknown cell; hiding its partner here, as the
-    engine will, lets the algebra judge the state the engine will publish (the engine re-runs anyway)."""
+    engine will, lets the algebra judge the state the engine will publish (the engine re-runs anyway). Like
+    the engine's passes, only groups holding a cell hidden since are looked at: the others the engine
+    already judged (with rules of its own, such as a registry cell only its one clinic can work out)."""
     groups = abs(state.equations).tocsr()
     signed = state.equations.tocsr()
     rank = np.argsort(np.argsort(state.sort_key.astype(str)))
     added: list[int] = []
+    fresh = np.zeros(state.n_cells)
+    fresh[list(changed)] = 1.0
     for _ in range(max_passes):
+        touched = (groups @ fresh) > 0
         unknown = (hidden & ~state.is_virtual) | state.is_virtual
         protected = (hidden & ~state.is_virtual) | (state.is_virtual & state.is_primary)
         n_unknown = groups @ unknown.astype(float)
@@ -569,6 +577,7 @@ def _group_rules(state: EngineState, hidden: np.ndarray, max_passes: int = 200) 
         need = np.where((n_protected > 0) & (n_unknown < state.min_unknown), state.min_unknown - n_unknown, 0)
         small_sum = state.is_exact & total_shown & (unknown_sum >= 1) & (unknown_sum <= SMALL_CELL_MAX)
         need = np.where((need == 0) & small_sum, 1, need).astype(np.int64)
+        need[~touched] = 0
         picks: set[int] = set()
         for g in np.flatnonzero(need > 0):
             cells = signed.indices[signed.indptr[g] : signed.indptr[g + 1]]
@@ -590,6 +599,8 @@ def _group_rules(state: EngineState, hidden: np.ndarray, max_passes: int = 200) 
         new = sorted(picks, key=lambda c: rank[c])
         hidden[new] = True
         added.extend(new)
+        fresh = np.zeros(state.n_cells)
+        fresh[new] = 1.0
     return added
 
 
@@ -617,7 +628,7 @@ def close(state: EngineState, max_rounds: int = 50) -> ClosureResult:
         new = [p for p in dict.fromkeys(repairer.picks) if not hidden[p]]
         hidden[new] = True
         result.extra_hides.extend(new)
-        result.extra_hides.extend(_group_rules(state, hidden))
+        result.extra_hides.extend(_group_rules(state, hidden, new))
     raise ClosureError(
         f"Complementary suppression could not be closed within {max_rounds} rounds of the algebraic check, "
         "so nothing was published: a hidden figure might still be worked out. Report the data set to the "
