@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
+import importlib.metadata
 import json
 import os
 import signal
@@ -24,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,16 @@ except OSError:  # pragma: no cover - no C library to talk to
 # Called with the dbt child's pid as soon as it runs: the pipeline records it in the build lock.
 ChildStarted = Callable[[int], None]
 
+# What the warehouse's content depends on besides the data: a change to any of these makes the next build a
+# full refresh (an incremental build keeps rows computed by the previous code, and skips the seeds).
+PROJECT_INPUTS = ("dbt_project.yml", "models", "macros", "seeds")
+PROJECT_RECORD = "project.json"
+# Loaded once per project (their content changes only with the code): skipped by incremental builds.
+STATIC_SELECTION = ("resource_type:seed", "tag:static")
+# dbt's log lines that mark the phases of one invocation (logs/dbt.log), in order.
+_PHASE_MARKS = (("startup", "Running with dbt="), ("parse", "Found "), ("prepare", "Concurrency:"),
+                ("run", "Finished running"))  # fmt: skip
+
 
 @dataclass
 class DbtResult:
@@ -62,6 +75,10 @@ class DbtResult:
     # Tests configured as warnings that found rows (e.g. a suppression group left open): the build
     # still publishes, and the pipeline reports these beside the validation warnings.
     warnings: list[str] = field(default_factory=list)
+    # Seconds per phase of the invocation, from dbt's log: startup (Python and dbt imports), parse (project
+    # and manifest), prepare (adapter, catalog cache), run (the nodes), finish (artifacts, exit).
+    phases: dict[str, float] = field(default_factory=dict)
+    full_refresh: bool = False
 
 
 def write_profile(home: RegistryHome) -> Path:
@@ -247,16 +264,94 @@ def run_dbt(
     ]
     if vars:
         cmd += ["--vars", json.dumps(vars)]
+    log_file = log_dir / "dbt.log"
+    log_offset = log_file.stat().st_size if log_file.exists() else 0
     started = time.time()
     returncode, output = _run_child(cmd, on_start)
     seconds = time.time() - started
+    phases = phases_from_log(log_file, log_offset, started, started + seconds)
     tail = "\n".join(output.strip().splitlines()[-LOG_TAIL_LINES:])
     failures, warnings = _parse_results(home.dbt_target_dir / "run_results.json", started)
     if returncode != 0 and not failures:
         # e.g. a compilation or connection error before any node ran: keep dbt's own error lines
         errors = [line.strip() for line in output.splitlines() if "Error" in line or "error" in line]
         failures = errors[-5:] or [f"dbt exited with code {returncode}"]
-    return DbtResult(returncode == 0, seconds, failures, tail, cmd, warnings)
+    return DbtResult(returncode == 0, seconds, failures, tail, cmd, warnings, phases)
+
+
+def phases_from_log(log_file: Path, offset: int, started: float, ended: float) -> dict[str, float]:
+    """Seconds per phase of the invocation whose log starts at ``offset`` (see DbtResult.phases)."""
+    try:
+        with open(log_file, encoding="utf-8", errors="replace") as fh:
+            fh.seek(offset)
+            lines = fh.read().splitlines()
+    except OSError:
+        return {}
+    day = datetime.fromtimestamp(started)
+    marks: dict[str, float] = {}
+    for line in lines:
+        for name, text in _PHASE_MARKS:
+            if name not in marks and text in line:
+                try:
+                    clock = datetime.strptime(line[:15], "%H:%M:%S.%f").time()
+                except ValueError:
+                    continue
+                at = datetime.combine(day.date(), clock).timestamp()
+                marks[name] = at + (86400 if at < started - 60 else 0)  # the run crossed midnight
+    out: dict[str, float] = {}
+    previous = started
+    for name, _ in _PHASE_MARKS:
+        if name in marks:
+            out[name] = round(max(0.0, marks[name] - previous), 3)
+            previous = marks[name]
+    if out:
+        out["finish"] = round(max(0.0, ended - previous), 3)
+    return out
+
+
+def project_fingerprint(engine: str = "duckdb") -> str:
+    """A hash of everything besides the data that the warehouse's content depends on: the dbt project's
+    files (PROJECT_INPUTS), dbt's and the adapter's versions, and the engine."""
+    digest = hashlib.sha256(engine.encode())
+    for package in ("dbt-core", "dbt-duckdb"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            digest.update(f"{package}={importlib.metadata.version(package)}".encode())
+    for name in PROJECT_INPUTS:
+        root = PROJECT_DIR / name
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(PROJECT_DIR)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def project_changed(home: RegistryHome, engine: str = "duckdb") -> bool:
+    """Whether the working copy was built by other code than this (or by nothing): then the next build
+    must be a full refresh."""
+    try:
+        record = json.loads((home.build_dir / PROJECT_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(record, dict) or record.get("fingerprint") != project_fingerprint(engine)
+
+
+def _record_project(home: RegistryHome, engine: str) -> None:
+    path = home.build_dir / PROJECT_RECORD
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(
+        json.dumps({"fingerprint": project_fingerprint(engine), "engine": engine}), encoding="utf-8"
+    )
+    os.replace(tmp, path)
+
+
+def remove_working_copy(home: RegistryHome) -> None:
+    """Delete the working copy (and its write-ahead log): a full refresh starts from a fresh file, so no
+    free page of the old one (a withdrawn patient's derived rows, say) is carried over."""
+    for path in (home.working_db, home.working_db.with_name(home.working_db.name + ".wal")):
+        path.unlink(missing_ok=True)
+    (home.build_dir / PROJECT_RECORD).unlink(missing_ok=True)
 
 
 def build(
@@ -272,9 +367,25 @@ def build(
     dbt's start-up and project parse twice (the parse dominates on small data). Unit tests are left out:
     they check model logic on fixtures, not the data, so they belong to the test suite (``unit_tests``,
     run by tests/dbt) rather than to every production build, where each one costs fixed time.
+
+    A full refresh starts from a fresh working file. An incremental build on a working copy that this very
+    code built (``project_changed`` is false, else it becomes a full refresh) leaves out the seeds and the
+    models tagged ``static`` (they depend on nothing but the code) with their tests: they were loaded and
+    tested by the build that made the working copy.
     """
-    args = ["build", *(["--full-refresh"] if full_refresh else []), "--exclude", "test_type:unit"]
-    return run_dbt(home, args, vars, on_start, engine)
+    full_refresh = full_refresh or not home.working_db.exists() or project_changed(home, engine)
+    exclude = ["test_type:unit"]
+    if full_refresh:
+        if engine == "duckdb":
+            remove_working_copy(home)
+    elif engine == "duckdb":  # the seeds stay in the working file between builds
+        exclude += STATIC_SELECTION
+    args = ["build", *(["--full-refresh"] if full_refresh else []), "--exclude", *exclude]
+    result = run_dbt(home, args, vars, on_start, engine)
+    result.full_refresh = full_refresh
+    if result.success:
+        _record_project(home, engine)
+    return result
 
 
 def unit_tests(home: RegistryHome) -> DbtResult:

@@ -247,7 +247,11 @@ def _build_locked(
     t0 = time.perf_counter()
     dirty = _dirty_marker(home)
     full_refresh = (
-        full_refresh or dirty.exists() or not home.working_db.exists() or engines.switched(home, engine)
+        full_refresh
+        or dirty.exists()
+        or not home.working_db.exists()
+        or engines.switched(home, engine)
+        or dbt_runner.project_changed(home, engine)  # other code built the working copy
     )
     result = BuildResult(build_id=new_build_id(), status="running", full_refresh=full_refresh)
     result.recovered = recovered
