@@ -21,11 +21,19 @@ each file moved into place with ``os.replace`` and each Parquet folder made curr
 A reader sees a tier's old file or its new one, never a mix, and a reader holding the old file keeps it.
 A failure while writing (a full disk) leaves every published file as it was; the next build removes any
 staging folder or orphan Parquet folder a crash left behind (:func:`remove_leftovers`).
+
+What did not change is not written again: every Parquet export and every clinic file has a content
+fingerprint (row count and the sum of a hash of every row, with the columns, their types and descriptions),
+kept in ``state/publish/fingerprints.json``. A Parquet file or clinic file whose fingerprint equals the
+published one's is hard-linked from the published copy into the new build instead of being rewritten (the
+same inode: readers and the dashboard's caches keep it). The DuckDB tier files themselves are always new
+(they hold this build's record).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -96,6 +104,7 @@ class PublishResult:
     restricted: list[str] = field(default_factory=list)
     quarantine_rows: int | None = None
     seconds: float = 0.0
+    reused: list[str] = field(default_factory=list)  # files linked from the previous publish (same content)
 
 
 _q = quote_ident
@@ -370,6 +379,72 @@ def _clinics(con: duckdb.DuckDBPyConnection, plan: _Plan, meta: dict[str, Any]) 
     return {cid: codes.get(cid) or code for cid, code in rows}
 
 
+# --------------------------------------------------------------------------------------------- reuse
+
+FINGERPRINTS_FILE = "fingerprints.json"
+
+
+def _fingerprints_path(home: RegistryHome) -> Path:
+    return home.state_dir / "publish" / FINGERPRINTS_FILE
+
+
+def _content_fingerprint(
+    con: duckdb.DuckDBPyConnection, select: str, spec: TableTier, columns: list[str], group: str | None = None
+) -> dict[str | None, str]:
+    """Fingerprint(s) of a SELECT's rows: count and sum of row hashes, prefixed with what else ends up in the
+    file (columns, their types, descriptions, storage version). With ``group``, one per value of that column."""
+    types = con.execute(f"DESCRIBE {select}").fetchall()
+    described = {c: spec.columns.get(c, "") for c in columns}
+    head = json.dumps([STORAGE_VERSION, [(r[0], r[1]) for r in types], spec.description, described])
+    if group is None:
+        rows = con.execute(f"SELECT NULL, count(*), sum(hash(t)) FROM ({select}) AS t").fetchall()
+    else:
+        rows = con.execute(
+            f"SELECT {_q(group)}, count(*), sum(hash(t)) FROM ({select}) AS t GROUP BY {_q(group)}"
+        ).fetchall()
+    return {
+        (None if key is None else str(key)): hashlib.sha256(f"{head}|{n}|{h}".encode()).hexdigest()
+        for key, n, h in rows
+    }
+
+
+def _read_fingerprints(home: RegistryHome) -> dict[str, str]:
+    try:
+        data = json.loads(_fingerprints_path(home).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_fingerprints(home: RegistryHome, fingerprints: dict[str, str]) -> None:
+    path = _fingerprints_path(home)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(fingerprints, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class _Reuse:
+    """The fingerprints of this publish, and the published files that already hold the same content."""
+
+    previous: dict[str, str]
+    current: dict[str, str] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+
+    def link_if_same(self, key: str, fingerprint: str, published: Path, target: Path) -> bool:
+        """Hard-link the published file into the new build when its content is the same (True)."""
+        self.current[key] = fingerprint
+        if self.previous.get(key) != fingerprint or not published.is_file() or published.is_symlink():
+            return False
+        try:
+            os.link(published, target)
+        except OSError:  # another filesystem, or a link limit: write it instead
+            return False
+        self.reused.append(key)
+        return True
+
+
 # --------------------------------------------------------------------------------------------- writing
 
 
@@ -411,7 +486,13 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _write_row_level(
-    con: duckdb.DuckDBPyConnection, plan: _Plan, stage: Path, build_id: str, meta: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    plan: _Plan,
+    stage: Path,
+    build_id: str,
+    meta: dict[str, Any],
+    home: RegistryHome,
+    reuse: _Reuse,
 ) -> dict[str, int]:
     _attach_new(con, stage / "registry.duckdb", "pub")
     parquet = stage / f"{PARQUET_PREFIX}{build_id}"
@@ -436,14 +517,22 @@ def _write_row_level(
             con.unregister("_meta_src")
             tables = [*tables, name]
     counts = {}
+    published = home.parquet_dir
     for t in tables:
         counts[t] = con.execute(f"SELECT count(*) FROM pub.main.{_q(t)}").fetchall()[0][0]
-        _copy_parquet(con, f"pub.main.{_q(t)}", parquet / f"{t}.parquet")
+        select = f"SELECT * FROM pub.main.{_q(t)}"
+        fingerprint = _content_fingerprint(con, select, plan.of(t), plan.marts.get(t, []))[None]
+        if not reuse.link_if_same(
+            f"parquet/{t}", fingerprint, published / f"{t}.parquet", parquet / f"{t}.parquet"
+        ):
+            _copy_parquet(con, f"pub.main.{_q(t)}", parquet / f"{t}.parquet")
     _finish(con, "pub")
     return counts
 
 
-def _write_aggregates(con: duckdb.DuckDBPyConnection, plan: _Plan, stage: Path, build_id: str) -> list[str]:
+def _write_aggregates(
+    con: duckdb.DuckDBPyConnection, plan: _Plan, stage: Path, build_id: str, home: RegistryHome, reuse: _Reuse
+) -> list[str]:
     _attach_new(con, stage / "aggregates.duckdb", "agg")
     parquet = stage / f"{AGGREGATES_PREFIX}{build_id}"
     parquet.mkdir(mode=0o700)
@@ -455,14 +544,38 @@ def _write_aggregates(con: duckdb.DuckDBPyConnection, plan: _Plan, stage: Path, 
             con.execute(f"CREATE TABLE agg.main.{_q(t)} AS SELECT {select} FROM work.{MARTS_SCHEMA}.{_q(t)}")
             _comment(con, "agg", plan.of(t), columns)
     for t in tables:
-        _copy_parquet(con, f"agg.main.{_q(t)}", parquet / f"{t}.parquet")
+        columns = [c for c in plan.marts[t] if c.lower() != "clinic_id"]
+        fingerprint = _content_fingerprint(con, f"SELECT * FROM agg.main.{_q(t)}", plan.of(t), columns)[None]
+        published = home.aggregates_dir / f"{t}.parquet"
+        if not reuse.link_if_same(f"aggregates/{t}", fingerprint, published, parquet / f"{t}.parquet"):
+            _copy_parquet(con, f"agg.main.{_q(t)}", parquet / f"{t}.parquet")
     _finish(con, "agg")
     return tables
 
 
-def _write_clinics(con: duckdb.DuckDBPyConnection, plan: _Plan, stage: Path) -> None:
+def _clinic_fingerprints(con: duckdb.DuckDBPyConnection, plan: _Plan) -> dict[str, str]:
+    """One fingerprint per clinic file: its code and every clinic-scoped table's slice of that clinic."""
+    parts: dict[str, list[str]] = {cid: [json.dumps([cid, code])] for cid, code in plan.clinics.items()}
+    for t in plan.clinic_scoped:
+        select = f"SELECT * FROM work.{MARTS_SCHEMA}.{_q(t)}"
+        slices = _content_fingerprint(con, select, plan.of(t), plan.marts[t], group="clinic_id")
+        for cid in parts:
+            parts[cid].append(f"{t}:{slices.get(cid, 'empty')}")
+    return {cid: hashlib.sha256("\n".join(p).encode()).hexdigest() for cid, p in parts.items()}
+
+
+def _write_clinics(
+    con: duckdb.DuckDBPyConnection, plan: _Plan, stage: Path, home: RegistryHome, reuse: _Reuse
+) -> None:
+    fingerprints = _clinic_fingerprints(con, plan)
     for clinic_id, code in plan.clinics.items():
-        _attach_new(con, stage / "clinics" / clinic_id / "clinic.duckdb", "cln")
+        target = stage / "clinics" / clinic_id / "clinic.duckdb"
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if reuse.link_if_same(
+            f"clinics/{clinic_id}", fingerprints[clinic_id], home.clinic_db(clinic_id), target
+        ):
+            continue
+        _attach_new(con, target, "cln")
         with _transaction(con):
             for t in plan.clinic_scoped:
                 con.execute(
@@ -593,9 +706,10 @@ def publish(home: RegistryHome, build_id: str) -> PublishResult:
             apply_duckdb_settings(con, home)
             con.execute(f"ATTACH {_lit(str(home.working_db))} AS work (READ_ONLY)")
             plan = _plan(con, home, meta)
-            counts = _write_row_level(con, plan, stage, build_id, meta)
-            aggregates = _write_aggregates(con, plan, stage, build_id)
-            _write_clinics(con, plan, stage)
+            reuse = _Reuse(_read_fingerprints(home))
+            counts = _write_row_level(con, plan, stage, build_id, meta, home, reuse)
+            aggregates = _write_aggregates(con, plan, stage, build_id, home, reuse)
+            _write_clinics(con, plan, stage, home, reuse)
             restricted = _write_restricted(con, plan, stage, meta)
         finally:
             con.close()
@@ -603,7 +717,9 @@ def publish(home: RegistryHome, build_id: str) -> PublishResult:
             leftover.unlink()
         _apply_modes(stage, build_id, modes)
         _fsync_tree(stage)
+        _fingerprints_path(home).unlink(missing_ok=True)  # no stale record if the swap is interrupted
         _commit(home, build_id, stage, plan, restricted, modes)
+        _write_fingerprints(home, reuse.current)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     quarantine = meta.get("quarantine")
@@ -618,4 +734,5 @@ def publish(home: RegistryHome, build_id: str) -> PublishResult:
         restricted=sorted(restricted),
         quarantine_rows=None if quarantine is None else quarantine.num_rows,
         seconds=time.perf_counter() - start,
+        reused=sorted(reuse.reused),
     )
