@@ -32,7 +32,7 @@ import csv
 import io
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 
 from outcome_registry import store
+from outcome_registry.build_lock import BuildLock
 from outcome_registry.contract import DIAGNOSIS_PATTERN, ID_PATTERN, LOAD_COLUMNS, TABLES, Column, Table
 from outcome_registry.errors import BatchRefused, RegistryError
 from outcome_registry.manifest import (
@@ -126,9 +127,30 @@ def connect(home: RegistryHome) -> duckdb.DuckDBPyConnection:
 # public entry points
 
 
-def ingest_batch(home: RegistryHome, path: Path, *, limits: Limits | None = None) -> IngestResult:
+@contextlib.contextmanager
+def holding_build_lock(home: RegistryHome, stage: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the home's build lock (``build_lock``) while changing the store, so that an ingest or a
+    withdrawal never runs under a build (which reads the store): it waits up to ``wait`` seconds for a
+    running build, then fails with BuildLocked naming it. A record a crashed build left in the lock file is
+    put back on release, for the next build's recovery."""
+    lock = BuildLock(home)
+    lock.acquire(wait)
+    previous = dict(lock.previous)
+    try:
+        lock.update(stage=stage)
+        yield
+    finally:
+        if previous:
+            lock.update(**previous)
+            lock.keep_record = True
+        lock.release()
+
+
+def ingest_batch(
+    home: RegistryHome, path: Path, *, limits: Limits | None = None, wait: float = 0.0
+) -> IngestResult:
     """Load one batch (folder or .zip). Raises ``BatchRefused`` (after recording it) if refused whole."""
-    res = _run(home, [Path(path)], None, limits)[0]
+    res = _run(home, [Path(path)], None, limits, wait)[0]
     if res.error is not None:
         raise res.error
     return res
@@ -140,14 +162,16 @@ def ingest_paths(
     progress: Callable[[int, int, IngestResult], None] | None = None,
     *,
     limits: Limits | None = None,
+    wait: float = 0.0,
 ) -> list[IngestResult]:
     """Load every batch found under ``paths`` in extracted_at order; refusals are collected, not raised.
 
     ``progress(done, total, result)`` is called for each batch, in that order, as soon as its outcome is
-    known (a batch refused while opening at once; the others when their load commits).
+    known (a batch refused while opening at once; the others when their load commits). A running build
+    is waited for up to ``wait`` seconds (BuildLocked after that).
     """
     limits = limits or Limits.for_home(home)
-    return _run(home, discover([Path(p) for p in paths], limits), progress, limits)
+    return _run(home, discover([Path(p) for p in paths], limits), progress, limits, wait)
 
 
 def _run(
@@ -155,12 +179,14 @@ def _run(
     paths: list[Path],
     progress: Callable[[int, int, IngestResult], None] | None,
     limits: Limits | None,
+    wait: float = 0.0,
 ) -> list[IngestResult]:
-    con = connect(home)
-    try:
-        return _Ingest(con, limits or Limits.for_home(home), progress).run(paths)
-    finally:
-        con.close()
+    with holding_build_lock(home, "ingest", wait):
+        con = connect(home)
+        try:
+            return _Ingest(con, limits or Limits.for_home(home), progress).run(paths)
+        finally:
+            con.close()
 
 
 def _now() -> datetime:

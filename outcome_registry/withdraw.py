@@ -32,7 +32,7 @@ import duckdb
 
 from outcome_registry import store
 from outcome_registry.errors import RegistryError
-from outcome_registry.ingest import _salt
+from outcome_registry.ingest import _salt, holding_build_lock
 from outcome_registry.paths import RegistryHome
 from outcome_registry.privacy import identifier_kind
 from outcome_registry.store import quote_ident, quote_literal
@@ -87,11 +87,18 @@ def withdraw(
     reason: str | None = None,
     requested_by: str | None = None,
     compact: bool = True,
+    wait: float = 0.0,
 ) -> WithdrawalResult:
-    """Remove a patient from every batch of the store and record the withdrawal (see module docstring)."""
+    """Remove a patient from every batch of the store and record the withdrawal (see module docstring).
+    Holds the build lock (waiting up to ``wait`` seconds for a running build)."""
     reason = _check(patient_id, reason)
-    pid = patient_id.strip()
-    by = requested_by or _user()
+    with holding_build_lock(home, "withdraw", wait):
+        return _withdraw_locked(home, patient_id.strip(), reason, requested_by or _user(), compact)
+
+
+def _withdraw_locked(
+    home: RegistryHome, pid: str, reason: str | None, by: str, compact: bool
+) -> WithdrawalResult:
     con = store.connect(home)
     try:
         con.execute("BEGIN TRANSACTION")
@@ -112,7 +119,8 @@ def withdraw(
     finally:
         con.close()
     if result.rows_withdrawn:
-        # Derived rows of the patient live in incremental models: the next build starts from scratch.
+        # Derived rows of the patient live in incremental models: the next build is a full refresh from a
+        # fresh working file (dbt_runner.build), so no free page keeps them either.
         home.build_dir.mkdir(parents=True, exist_ok=True)
         (home.build_dir / DIRTY_MARKER).touch()
     return result
