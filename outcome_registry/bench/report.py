@@ -1,0 +1,288 @@
+"""The benchmark report: targets (PASS / MISS), growth exponents, the markdown file and the console table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from outcome_registry.bench.latency import slowest_page_read
+
+# (name, size it applies to, description, limit, how to read the value)
+TARGETS: tuple[tuple[str, int, str, float], ...] = (
+    ("pipeline_vs_baseline_1m", 1_000_000, "pipeline ≤ 3× baseline at 1M sessions", 3.0),
+    ("pipeline_vs_baseline_10m", 10_000_000, "pipeline ≤ 1.5× baseline at 10M sessions", 1.5),
+    ("incremental_1m", 1_000_000, "monthly increment ≤ 10 % of the full build at 1M", 0.10),
+    ("peak_memory_1m", 1_000_000, "peak memory ≤ 4 GiB at 1M", 4.0),
+    ("peak_memory_10m", 10_000_000, "peak memory ≤ 12 GiB at 10M", 12.0),
+    ("dashboard_p95_10m", 10_000_000, "dashboard page reads p95 ≤ 250 ms at 10M", 250.0),
+)
+# Stages whose growth with size is reported (slope of log time over log size, 100k .. 10M).
+GROWTH_STAGES = (
+    ("ingest", "ingest_s"),
+    ("dbt", "dbt_s"),
+    ("closure", "closure_s"),
+    ("validation", "validation_s"),
+    ("publish", "publish_s"),
+    ("pipeline", "pipeline_s"),
+    ("increment", "incremental_s"),
+    ("baseline", "baseline_s"),
+)
+GROWTH_FROM = 100_000
+
+
+def target_value(name: str, row: dict[str, Any]) -> float | None:
+    if name.startswith("pipeline_vs_baseline"):
+        return (row.get("ratios") or {}).get("pipeline")
+    if name.startswith("incremental"):
+        return (row.get("ratios") or {}).get("incremental_vs_full")
+    if name.startswith("dashboard"):
+        return row.get("dashboard_p95_max_ms")
+    return row.get("peak_rss_gib")
+
+
+def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PASS/MISS per target, shape and size; NO DATA when the run could not measure it (nothing published,
+    or the "incremental" build was a full refresh); NOT RUN (with the largest size's figure as an
+    indication) when that size was not benchmarked."""
+    out = []
+    for shape in sorted({r.get("shape", "small") for r in rows}):
+        by_size = {r["size"]: r for r in rows if r.get("shape", "small") == shape and not r.get("error")}
+        largest = by_size[max(by_size)] if by_size else None
+        for name, size, text, limit in TARGETS:
+            r = by_size.get(size)
+            if r is not None:
+                v = target_value(name, r)
+                verdict = "NO DATA" if v is None else "MISS" if v > limit else "PASS"
+                if name.startswith("incremental") and r.get("incr_full_refresh"):
+                    verdict = "NO DATA"  # the pipeline rebuilt in full: not an incremental figure
+                out.append(dict(target=name, shape=shape, description=text, value=v, limit=limit,
+                                verdict=verdict, size=size))  # fmt: skip
+            else:
+                v = target_value(name, largest) if largest else None
+                out.append(dict(target=name, shape=shape, description=text, value=v, limit=limit,
+                                verdict="NOT RUN", size=largest["size"] if largest else None))  # fmt: skip
+    return out
+
+
+def growth_exponents(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per shape and stage, the least-squares slope of log(seconds) over log(sessions) for the sizes from
+    100k up: 1 = linear, below 1 = fixed costs still dominate, above 1 = worse than linear."""
+    out: dict[str, dict[str, float | None]] = {}
+    for shape in sorted({r.get("shape", "small") for r in rows}):
+        stages: dict[str, float | None] = {}
+        for label, key in GROWTH_STAGES:
+            points = [
+                (math.log(r.get("n_sessions") or r["size"]), math.log(r[key]))
+                for r in rows
+                if r.get("shape", "small") == shape
+                and not r.get("error")
+                and r["size"] >= GROWTH_FROM
+                and (r.get(key) or 0) > 0
+            ]
+            if len(points) < 2:
+                stages[label] = None
+                continue
+            mx = sum(x for x, _ in points) / len(points)
+            my = sum(y for _, y in points) / len(points)
+            sxx = sum((x - mx) ** 2 for x, _ in points)
+            stages[label] = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else None
+        out[shape] = stages
+    return out
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:,.2f}{unit}" if abs(v) < 100 else f"{v:,.0f}{unit}"
+    return f"{v:,}{unit}" if isinstance(v, int) else str(v)
+
+
+def _mismatch_total(row: dict[str, Any], key: str = "mismatches") -> str:
+    mm = row.get(key)
+    if not mm:
+        return "–"
+    names = {"fct_courses": "courses", "mart_monthly_outcomes": "monthly"}
+    return " ".join(f"{names.get(t, t)}={_fmt(m.get('total'))}" for t, m in mm.items())
+
+
+def _ratio_of(name: str) -> Callable[[dict[str, Any]], str]:
+    return lambda r: _fmt((r.get("ratios") or {}).get(name), "×")
+
+
+def _phase(name: str) -> Callable[[dict[str, Any]], str]:
+    return lambda r: _fmt((r.get("dbt_phases") or {}).get(name))
+
+
+# Rows of the summary table (one column per shape and size).
+METRICS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("sessions (full load)", lambda r: _fmt(r.get("n_sessions"))),
+    ("batches (full load)", lambda r: _fmt(r.get("n_batches"))),
+    ("generate s (apart)", lambda r: _fmt(r.get("generate_s"))),
+    ("ingest s", lambda r: _fmt(r.get("ingest_s"))),
+    ("dbt build s", lambda r: _fmt(r.get("dbt_s"))),
+    (
+        "  dbt start-up / parse / prepare / run s",
+        lambda r: " / ".join(_phase(p)(r) for p in ("startup", "parse", "prepare", "run")),
+    ),  # fmt: skip
+    ("  dbt nodes (count, sum of node s)", lambda r: _fmt((r.get("dbt_nodes") or {}).get("summary"))),
+    ("closure s (algebraic check)", lambda r: _fmt(r.get("closure_s"))),
+    ("validation s", lambda r: _fmt(r.get("validation_s"))),
+    ("publish s", lambda r: _fmt(r.get("publish_s"))),
+    ("pipeline total s", lambda r: _fmt(r.get("pipeline_s"))),
+    ("build status", lambda r: _fmt(r.get("build_status"))),
+    ("baseline s", lambda r: _fmt(r.get("baseline_s"))),
+    ("ingest / baseline", _ratio_of("ingest")),
+    ("dbt / baseline", _ratio_of("dbt")),
+    ("validation / baseline", _ratio_of("validation")),
+    ("publish / baseline", _ratio_of("publish")),
+    ("pipeline / baseline", _ratio_of("pipeline")),
+    ("increment sessions", lambda r: _fmt(r.get("incr_n_sessions"))),
+    ("increment s (ingest + build)", lambda r: _fmt(r.get("incremental_s"))),
+    (
+        "  ingest / dbt / closure / validation / publish s",
+        lambda r: " / ".join(
+            _fmt(r.get(k))
+            for k in ("incr_ingest_s", "incr_dbt_s", "incr_closure_s", "incr_validation_s", "incr_publish_s")
+        ),
+    ),  # fmt: skip
+    ("  patients recomputed", lambda r: _fmt(r.get("incr_changed_patients"))),
+    ("increment was a full refresh", lambda r: _fmt(r.get("incr_full_refresh"))),
+    ("increment / full", lambda r: _fmt((r.get("ratios") or {}).get("incremental_vs_full"))),
+    ("dashboard page reads p95 ms (slowest)", lambda r: _fmt(r.get("dashboard_p95_max_ms"))),
+    ("  slowest page read", lambda r: _fmt(r.get("dashboard_slowest"))),
+    ("analyst SQL box p95 ms", lambda r: _fmt(r.get("sql_box_p95_ms"))),
+    ("peak memory GiB (pipeline, sampled)", lambda r: _fmt(r.get("peak_rss_sampled_gib"))),
+    (
+        "  worker max / dbt max GiB",
+        lambda r: f"{_fmt(r.get('pipeline_rss_self_gib'))} / {_fmt(r.get('pipeline_rss_children_gib'))}",
+    ),  # fmt: skip
+    ("peak memory GiB (baseline)", lambda r: _fmt(r.get("baseline_rss_gib"))),
+    ("mismatches after full load", lambda r: _mismatch_total(r, "mismatches_full_load")),
+    ("mismatches after increment", _mismatch_total),
+    (
+        "monthly figures shown (checked)",
+        lambda r: _fmt(((r.get("mismatches") or {}).get("mart_monthly_outcomes") or {}).get("figures_shown")),
+    ),  # fmt: skip
+    ("compared with", lambda r: _fmt(r.get("compared_with"))),
+    ("load average 1 min (before, after)", lambda r: _fmt(r.get("load_avg_1m"))),
+)
+
+
+def _cell(r: dict[str, Any], fn: Callable[[dict[str, Any]], str]) -> str:
+    return "error" if r.get("error") else fn(r)
+
+
+def _target_line(t: dict[str, Any]) -> str:
+    note = "" if t["verdict"] != "NOT RUN" or t["size"] is None else f" (indicative, at {t['size']:,})"
+    return f"{t['description']} [{t['shape']} batches]: {_fmt(t['value'])}{note}"
+
+
+def _column(r: dict[str, Any]) -> str:
+    return f"{r['size']:,} {r.get('shape', 'small')}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    rows = report["sizes"]
+    lines = [
+        f"# Benchmark {report['started_at']}",
+        "",
+        f"Machine: {report['machine']}. Pipeline = ingest + build (dbt, algebraic closure, validation, publish); "
+        "baseline = `bench/baseline.sql` over the same batch files (see bench/README.md). Peak memory = total "
+        "RSS of the pipeline process and its dbt child, sampled 4×/s. Shapes: "
+        + "; ".join(f"**{k}**: {v}" for k, v in report.get("shapes", {}).items())
+        + ".",
+        "",
+    ]
+    if report.get("other_load"):
+        lines += [
+            "Other work on the machine during the run (top processes by CPU at the start of each size):",
+            "",
+        ]
+        lines += [f"- {entry}" for entry in report["other_load"]]
+        lines.append("")
+    lines += [
+        "| | " + " | ".join(_column(r) for r in rows) + " |",
+        "|---" * (len(rows) + 1) + "|",
+    ]
+    lines += [f"| {label} | " + " | ".join(_cell(r, fn) for r in rows) + " |" for label, fn in METRICS]
+    lines += ["", "## Targets", ""]
+    lines += [f"- **{t['verdict']}** {_target_line(t)} (limit {t['limit']})" for t in report["targets"]]
+    growth = report.get("growth") or {}
+    if growth:
+        stages = [label for label, _ in GROWTH_STAGES]
+        lines += [
+            "",
+            f"## Growth exponents (slope of log time over log sessions, {GROWTH_FROM:,} and up)",
+            "",
+        ]
+        lines += ["| shape | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+        lines += [
+            f"| {shape} | " + " | ".join(_fmt(values.get(s)) for s in stages) + " |"
+            for shape, values in growth.items()
+        ]
+    for r in rows:
+        lines += ["", f"## {_column(r)}", ""]
+        if r.get("error"):
+            lines += ["```", str(r["error"])[:3000], "```"]
+            continue
+        for key in ("build_message", "incr_message", "closure_summary", "incr_closure_summary"):
+            if r.get(key):
+                lines.append(f"- {key}: {r[key]}")
+        lines.append(
+            f"- wall time {_fmt(r.get('wall_s'))} s; load average before/after: {r.get('load_avg_1m')}"
+        )
+        for key in ("ingest_summary", "incr_ingest_summary", "dbt_nodes", "incr_dbt_nodes", "dbt_phases",
+                    "incr_dbt_phases", "rss_after_stage"):  # fmt: skip
+            if r.get(key):
+                lines.append(f"- {key}: {json.dumps(r[key], default=str)}")
+        for label, key in (("after full load", "mismatches_full_load"), ("after increment", "mismatches")):
+            for table, m in (r.get(key) or {}).items():
+                summary = {k: v for k, v in m.items() if k != "examples"}
+                lines.append(f"- mismatches {label}, {table}: {json.dumps(summary)}")
+                lines += [f"    - {json.dumps(ex, default=str)}" for ex in (m.get("examples") or [])[:8]]
+        if r.get("dashboard"):
+            lines += ["", "| dashboard read | p50 ms | p95 ms | max ms |", "|---|---|---|---|"]
+            lines += [
+                f"| {q} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} | {v['max_ms']:.1f} |"
+                if "p95_ms" in v
+                else f"| {q} | {v['error']} | | |"
+                for q, v in r["dashboard"].items()
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def summarize_latency(row: dict[str, Any]) -> None:
+    """The slowest page read and the SQL box's p95, into the size's row."""
+    latency = row.get("dashboard") or {}
+    name, p95 = slowest_page_read(latency)
+    row["dashboard_p95_max_ms"] = p95
+    row["dashboard_slowest"] = name
+    box = next((v for v in latency.values() if v.get("sql_box") and "p95_ms" in v), None)
+    row["sql_box_p95_ms"] = box["p95_ms"] if box else None
+
+
+def print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="Registry benchmark")
+    table.add_column("")
+    for r in report["sizes"]:
+        table.add_column(_column(r), justify="right")
+    for label, fn in METRICS:
+        table.add_row(label, *[_cell(r, fn) for r in report["sizes"]])
+    console.print(table)
+    for r in report["sizes"]:
+        if r.get("error"):
+            console.print(f"[red]{_column(r)}: {str(r['error'])[:800]}[/red]", highlight=False)
+        elif r.get("build_status") != "published":
+            console.print(f"[yellow]{_column(r)}: {r.get('build_message')}[/yellow]", highlight=False)
+    colours = {"PASS": "green", "MISS": "red", "NOT RUN": "yellow", "NO DATA": "yellow"}
+    for t in report["targets"]:
+        console.print(f"[{colours[t['verdict']]}]{t['verdict']:>7}[/] {_target_line(t)}", highlight=False)
