@@ -1,4 +1,5 @@
--- Per batch and file: rows received = rows loaded + rows quarantined (meta.load_audit).
+-- Per batch and file: rows received = rows loaded + rows quarantined + rows withdrawn (meta.load_audit;
+-- rows_withdrawn counts rows deleted later by an audited withdrawal of consent).
 select
     batch_id,
     file_name,
@@ -6,6 +7,7 @@ select
     rows_received,
     rows_loaded,
     rows_quarantined,
+    rows_withdrawn,
     load_seq,
     loaded_at
 from {{ source('registry_meta', 'load_audit') }}

@@ -199,3 +199,26 @@ def test_withdrawal_is_one_transaction(registry, monkeypatch) -> None:
 
 
 _ = Path
+
+
+@pytest.mark.slow
+def test_a_build_after_a_withdrawal_publishes_a_balanced_audit(registry) -> None:
+    # Regression: dq_load_audit's balance test once ignored rows_withdrawn, so every build after a
+    # withdrawal failed on it and nothing could be published again.
+    import duckdb
+
+    from outcome_registry import pipeline
+
+    withdraw(registry, "PAT-0001")
+    result = pipeline.build(registry)
+    assert result.status == "published", result
+    audit_file = str(registry.restricted_dir / "dq_load_audit.parquet")
+    with duckdb.connect(str(registry.published_db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT table_name, rows_received, rows_loaded, rows_quarantined, rows_withdrawn, is_balanced "
+            "FROM read_parquet(?) WHERE batch_id = 'CLN-001-2024-01' ORDER BY table_name",
+            [audit_file],
+        ).fetchall()
+        patients = con.execute("SELECT count(*) FROM dim_patients").fetchone()
+    assert ("pain_scores", 6, 1, 0, 5, True) in rows and all(r[-1] for r in rows)
+    assert patients == (1,)

@@ -88,20 +88,28 @@ class Registry:
                      rng.choice([35.0, 70.0, 140.0]), rng.choice([70.0, None]), 60, True, None)
                 )  # fmt: skip
                 at = dt.datetime.combine(day, dt.time(8))
-                rows["pain_scores"].append((self._id("C"), pid, sid, at, "pre_infusion", float(rng.randint(4, 9))))
+                rows["pain_scores"].append(
+                    (self._id("C"), pid, sid, at, "pre_infusion", float(rng.randint(4, 9)))
+                )
                 if rng.random() < 0.8:
                     post = float(rng.randint(0, 8))
-                    rows["pain_scores"].append((self._id("C"), pid, sid, at.replace(hour=12), "post_infusion", post))
+                    rows["pain_scores"].append(
+                        (self._id("C"), pid, sid, at.replace(hour=12), "post_infusion", post)
+                    )
                 if rng.random() < 0.3:
                     rows["adverse_events"].append(
                         (self._id("E"), sid, rng.choice(EVENTS), "mild", rng.random() < 0.3, "none")
                     )
                 if rng.random() < 0.4:
                     later = at + dt.timedelta(days=rng.choice([6, 7, 27, 30, 84]))
-                    rows["pain_scores"].append((self._id("C"), pid, None, later, "followup", float(rng.randint(1, 7))))
+                    rows["pain_scores"].append(
+                        (self._id("C"), pid, None, later, "followup", float(rng.randint(1, 7)))
+                    )
                 if rng.random() < 0.3:
                     end = day + dt.timedelta(days=rng.choice([-3, 35, 60]))
-                    rows["headache_diary"].append((self._id("D"), pid, end, 10, rng.randint(2, 9), None, None))
+                    rows["headache_diary"].append(
+                        (self._id("D"), pid, end, 10, rng.randint(2, 9), None, None)
+                    )
         return Batch(f"{clinic}-2024-{month:02d}", clinic, dt.datetime.combine(first_day, dt.time(9)) +
                      dt.timedelta(days=30), rows)  # fmt: skip
 
@@ -127,7 +135,11 @@ class Registry:
         if rows["infusion_sessions"] and len(patients) > 1:
             i = rng.randrange(len(rows["infusion_sessions"]))
             s = rows["infusion_sessions"][i]
-            rows["infusion_sessions"][i] = (s[0], rng.choice([p for p in patients if p != s[1]] or [s[1]]), *s[2:])
+            rows["infusion_sessions"][i] = (
+                s[0],
+                rng.choice([p for p in patients if p != s[1]] or [s[1]]),
+                *s[2:],
+            )
         return Batch(old.batch_id, old.clinic_id, old.extracted_at + dt.timedelta(hours=1), rows)
 
     def late_older_extract(self) -> Batch:
@@ -141,7 +153,9 @@ class Registry:
             rows["infusion_sessions"].append((s[0], s[1], s[2] + dt.timedelta(days=40), *s[3:]))
             extra = self._id("S")
             rows["infusion_sessions"].append((extra, s[1], s[2] + dt.timedelta(days=2), *s[3:]))
-        return Batch(f"{newer.batch_id}-late", newer.clinic_id, newer.extracted_at - dt.timedelta(days=3), rows)
+        return Batch(
+            f"{newer.batch_id}-late", newer.clinic_id, newer.extracted_at - dt.timedelta(days=3), rows
+        )
 
     def load(self, home: RegistryHome, batch: Batch) -> None:
         if batch.batch_id in self.batches:

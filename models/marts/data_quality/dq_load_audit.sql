@@ -1,5 +1,6 @@
 -- Load audit per batch and file, with the batch's clinic and a balance check
--- (rows_received = rows_loaded + rows_quarantined). Published (restricted tier: registry staff only).
+-- (rows_received = rows_loaded + rows_quarantined + rows_withdrawn; rows_loaded counts what is still
+-- loaded, so a withdrawal of consent moves rows from loaded to withdrawn). Published (restricted tier: registry staff only).
 select
     audit.batch_id,
     batches.clinic_id,
@@ -10,7 +11,8 @@ select
     cast(audit.rows_received as bigint) as rows_received,
     cast(audit.rows_loaded as bigint) as rows_loaded,
     cast(audit.rows_quarantined as bigint) as rows_quarantined,
-    audit.rows_received = audit.rows_loaded + audit.rows_quarantined as is_balanced,
+    cast(audit.rows_withdrawn as bigint) as rows_withdrawn,
+    audit.rows_received = audit.rows_loaded + audit.rows_quarantined + audit.rows_withdrawn as is_balanced,
     cast(audit.load_seq as bigint) as load_seq,
     audit.loaded_at
 from {{ ref('stg_registry__load_audit') }} as audit
