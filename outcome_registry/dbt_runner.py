@@ -58,9 +58,11 @@ PROJECT_INPUTS = ("dbt_project.yml", "models", "macros", "seeds")
 PROJECT_RECORD = "project.json"
 # Loaded once per project (their content changes only with the code): skipped by incremental builds.
 STATIC_SELECTION = ("resource_type:seed", "tag:static")
-# dbt's log lines that mark the phases of one invocation (logs/dbt.log), in order.
+# dbt's log lines that mark the phases of one invocation (logs/dbt.log), in order. The end of the run is
+# the main thread's summary ("Finished running 19 incremental models, ..."), not a node's "Finished running
+# node ..." line from a worker thread.
 _PHASE_MARKS = (("startup", "Running with dbt="), ("parse", "Found "), ("prepare", "Concurrency:"),
-                ("run", "Finished running"))  # fmt: skip
+                ("run", "[MainThread]: Finished running"))  # fmt: skip
 
 
 @dataclass

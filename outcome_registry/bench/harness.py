@@ -184,9 +184,23 @@ def _timed_build(home: Any) -> dict[str, Any]:
             out["closure_summary"] = message
 
     out: dict[str, Any] = {}
-    log_file = Path(home.dbt_profiles_dir) / "logs" / "dbt.log"
-    offset = log_file.stat().st_size if log_file.exists() else 0
-    t0 = time.time()
+    # Every dbt invocation of the build (the main build, the closure's re-runs): its wall time, its phases
+    # (start-up, parse, prepare, run, finish; run_dbt's own measure from dbt's log) and its slowest nodes
+    # (run_results.json, read before the next invocation overwrites it).
+    invocations: list[dict[str, Any]] = []
+    real_run_dbt = dbt_runner.run_dbt
+
+    def recording_run_dbt(h: Any, args: Any, *rest: Any, **kw: Any) -> Any:
+        result = real_run_dbt(h, args, *rest, **kw)
+        invocations.append({
+            "args": " ".join(str(a) for a in args)[:120],
+            "seconds": round(result.seconds, 2),
+            "phases": result.phases,
+            "nodes": _dbt_nodes(home),
+        })  # fmt: skip
+        return result
+
+    dbt_runner.run_dbt = recording_run_dbt
     started = time.perf_counter()
     try:
         res = build(home, progress=progress)
@@ -197,17 +211,17 @@ def _timed_build(home: Any) -> dict[str, Any]:
                 "SELECT full_refresh FROM meta.builds ORDER BY started_at DESC LIMIT 1"
             ).fetchall()[0][0]
         out.update(status="refused", message=exc.message, full_refresh=full_refresh)
+    finally:
+        dbt_runner.run_dbt = real_run_dbt
     ended = time.perf_counter()
     out["build_s"] = ended - started
     bounds = [*marks, ("end", ended, "")]
     for (stage, at, _), (_, nxt, _) in zip(bounds, bounds[1:], strict=False):
         out[f"{stage}_s"] = nxt - at
-    out["dbt_phases"] = {
-        k: v
-        for k, v in dbt_runner.phases_from_log(log_file, offset, t0, time.time()).items()
-        if k != "finish"
-    }
-    out["dbt_nodes"] = _dbt_nodes(home)
+    # the main build's phases and nodes (the first invocation); the closure's re-runs are in dbt_invocations
+    out["dbt_phases"] = invocations[0]["phases"] if invocations else {}
+    out["dbt_nodes"] = invocations[0]["nodes"] if invocations else {}
+    out["dbt_invocations"] = invocations
     out["changed_patients"] = _changed_patients(home)
     return out
 
@@ -466,7 +480,7 @@ PIPELINE_KEYS = (
     "closure_summary", "dbt_phases", "dbt_nodes", "incr_ingest_s", "incr_build_s", "incr_dbt_s",
     "incr_closure_s", "incr_validation_s", "incr_publish_s", "incr_status", "incr_message",
     "incr_closure_summary", "incr_dbt_phases", "incr_dbt_nodes", "incr_full_refresh", "incr_changed_patients",
-    "ingest_summary", "incr_ingest_summary", "rss_after_stage",
+    "ingest_summary", "incr_ingest_summary", "rss_after_stage", "dbt_invocations", "incr_dbt_invocations",
 )  # fmt: skip
 
 
@@ -633,6 +647,8 @@ def run_bench(
                     # Other work on the machine skews timings: record the 1-minute load before and after.
                     row["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                     rep["sizes"].append(row)
+                    # the report so far: a long run stopped later still leaves the sizes that finished
+                    _write_report(rep, out_dir, started)
                     if not keep_homes:  # a 10M home is several GB: one at a time
                         shutil.rmtree(size_dir / shape / "home", ignore_errors=True)
                 bar.update(task, description=f"{n:,} sessions: done", total=1, completed=1)
@@ -641,6 +657,15 @@ def run_bench(
     finally:
         if workdir is None:
             shutil.rmtree(temp_root, ignore_errors=True)
+    rep["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _write_report(rep, out_dir, started)
+    if not quiet:
+        print_table(rep)
+    return rep
+
+
+def _write_report(rep: dict[str, Any], out_dir: Path, started: datetime) -> None:
+    """bench-<timestamp>.json/.md and latest.md from the rows so far (rewritten after each size and shape)."""
     rep["targets"] = evaluate_targets(rep["sizes"])
     rep["growth"] = growth_exponents(rep["sizes"])
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -648,9 +673,6 @@ def run_bench(
     md = render_markdown(rep)
     (out_dir / f"bench-{stamp}.md").write_text(md, encoding="utf-8")
     (out_dir / "latest.md").write_text(md, encoding="utf-8")
-    if not quiet:
-        print_table(rep)
-    return rep
 
 
 def _total_mem_gib() -> float:

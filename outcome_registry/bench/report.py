@@ -110,6 +110,14 @@ def _mismatch_total(row: dict[str, Any], key: str = "mismatches") -> str:
     return " ".join(f"{names.get(t, t)}={_fmt(m.get('total'))}" for t, m in mm.items())
 
 
+def _reruns(invocations: list[dict[str, Any]] | None) -> str:
+    """The closure's dbt re-runs (every invocation after the main build): how many, their seconds."""
+    if not invocations:
+        return "–"
+    rest = invocations[1:]
+    return f"{len(rest)}, {sum(i['seconds'] for i in rest):.1f}"
+
+
 def _ratio_of(name: str) -> Callable[[dict[str, Any]], str]:
     return lambda r: _fmt((r.get("ratios") or {}).get(name), "×")
 
@@ -131,6 +139,7 @@ METRICS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ),  # fmt: skip
     ("  dbt nodes (count, sum of node s)", lambda r: _fmt((r.get("dbt_nodes") or {}).get("summary"))),
     ("closure s (algebraic check)", lambda r: _fmt(r.get("closure_s"))),
+    ("  of which dbt re-runs (n, s)", lambda r: _reruns(r.get("dbt_invocations"))),
     ("validation s", lambda r: _fmt(r.get("validation_s"))),
     ("publish s", lambda r: _fmt(r.get("publish_s"))),
     ("pipeline total s", lambda r: _fmt(r.get("pipeline_s"))),
@@ -150,6 +159,13 @@ METRICS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
             for k in ("incr_ingest_s", "incr_dbt_s", "incr_closure_s", "incr_validation_s", "incr_publish_s")
         ),
     ),  # fmt: skip
+    (
+        "  incr. dbt start-up / parse / prepare / run s",
+        lambda r: " / ".join(
+            _fmt((r.get("incr_dbt_phases") or {}).get(p)) for p in ("startup", "parse", "prepare", "run")
+        ),
+    ),
+    ("  incr. closure's dbt re-runs (n, s)", lambda r: _reruns(r.get("incr_dbt_invocations"))),
     ("  patients recomputed", lambda r: _fmt(r.get("incr_changed_patients"))),
     ("increment was a full refresh", lambda r: _fmt(r.get("incr_full_refresh"))),
     ("increment / full", lambda r: _fmt((r.get("ratios") or {}).get("incremental_vs_full"))),
@@ -190,6 +206,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     rows = report["sizes"]
     lines = [
         f"# Benchmark {report['started_at']}",
+        "",
+        f"Finished {report['finished_at']}."
+        if report.get("finished_at")
+        else "**Not finished** (the run was stopped or is still going): only the sizes and shapes below ran.",
         "",
         f"Machine: {report['machine']}. Pipeline = ingest + build (dbt, algebraic closure, validation, publish); "
         "baseline = `bench/baseline.sql` over the same batch files (see bench/README.md). Peak memory = total "
@@ -240,6 +260,12 @@ def render_markdown(report: dict[str, Any]) -> str:
                     "incr_dbt_phases", "rss_after_stage"):  # fmt: skip
             if r.get(key):
                 lines.append(f"- {key}: {json.dumps(r[key], default=str)}")
+        for key in ("dbt_invocations", "incr_dbt_invocations"):
+            for i, inv in enumerate(r.get(key) or []):
+                lines.append(
+                    f"- {key}[{i}]: `dbt {inv['args']}` {inv['seconds']} s; phases {json.dumps(inv['phases'])}; "
+                    f"nodes {json.dumps(inv['nodes'], default=str)}"
+                )
         for label, key in (("after full load", "mismatches_full_load"), ("after increment", "mismatches")):
             for table, m in (r.get(key) or {}).items():
                 summary = {k: v for k, v in m.items() if k != "examples"}

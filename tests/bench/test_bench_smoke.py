@@ -438,6 +438,8 @@ def test_harness_reports_every_stage(tmp_path: Path) -> None:
     assert size["incr_full_refresh"] is False
     assert size["incr_changed_patients"] > 0
     assert size["dbt_phases"].get("run", 0) > 0
+    # every dbt invocation of the build is recorded, the main build first with its own slowest nodes
+    assert size["dbt_invocations"] and size["dbt_invocations"][0]["nodes"].get("slowest")
     # the warehouse after the increment agrees with the baseline over every loaded file
     assert size["mismatches"]["fct_courses"]["total"] == 0, size["mismatches"]
     assert size["mismatches"]["mart_monthly_outcomes"]["total"] == 0, size["mismatches"]
@@ -446,3 +448,23 @@ def test_harness_reports_every_stage(tmp_path: Path) -> None:
     assert {t["target"] for t in report["targets"]} >= {"pipeline_vs_baseline_1m", "dashboard_p95_10m"}
     assert (tmp_path / "results" / "latest.md").exists()
     assert list((tmp_path / "results").glob("bench-*.json"))
+
+
+def test_dbt_phases_end_at_the_run_summary_not_at_a_node(tmp_path: Path) -> None:
+    # a worker thread's "Finished running node ..." must not end the run phase: dbt's summary line does
+    from datetime import datetime
+
+    from outcome_registry.dbt_runner import phases_from_log
+
+    log = tmp_path / "dbt.log"
+    log.write_text(
+        "10:00:01.000000 [info ] [MainThread]: Running with dbt=1.11.0\n"
+        "10:00:03.000000 [info ] [MainThread]: Found 61 models, 9 seeds\n"
+        "10:00:03.500000 [info ] [MainThread]: Concurrency: 2 threads (target='working')\n"
+        "10:00:04.000000 [debug] [Thread-1 (]: Finished running node model.x.stg_a\n"
+        "10:00:13.500000 [info ] [MainThread]: Finished running 61 table models in 0 hours (10.0s).\n",
+        encoding="utf-8",
+    )
+    started = datetime(2026, 1, 5, 10, 0, 0).timestamp()
+    phases = phases_from_log(log, 0, started, started + 14)
+    assert phases == {"startup": 1.0, "parse": 2.0, "prepare": 0.5, "run": 10.0, "finish": 0.5}
