@@ -16,12 +16,18 @@ from outcome_registry.paths import RegistryHome
 pytestmark = pytest.mark.slow
 
 LAYERS = {"models/staging/": 0, "models/intermediate/": 1, "models/marts/": 2}
+# dbt Labs' names say the layer too: a model is held to the stricter of its folder and its name, so an
+# int_ model kept among the marts may not read a mart either.
+NAME_LAYERS = {"stg_": 0, "int_": 1, "fct_": 2, "dim_": 2, "mart_": 2, "dq_": 2}
 TIERS = {"aggregate", "row_level", "restricted"}
 
 
-def _layer(node: dict[str, Any]) -> int | None:
-    path = node.get("original_file_path", "")
-    return next((rank for prefix, rank in LAYERS.items() if path.startswith(prefix)), None)
+def _layers(node: dict[str, Any]) -> list[int]:
+    """The layers a model's folder and its name prefix put it in (none, one or two)."""
+    path, name = node.get("original_file_path", ""), node.get("name", "")
+    by_path = [rank for prefix, rank in LAYERS.items() if path.startswith(prefix)]
+    by_name = [rank for prefix, rank in NAME_LAYERS.items() if name.startswith(prefix)]
+    return by_path + by_name
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +44,24 @@ def models(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def upstream_layer_violations(manifest: dict[str, Any]) -> list[str]:
-    """Every model that reads a model of a later layer (e.g. an intermediate model reading a mart)."""
+    """Every model that reads a model of a later layer (e.g. an intermediate model reading a mart): the
+    reader counts at its earliest layer (folder or name), what it reads at its latest."""
     nodes = models(manifest)
     problems = []
     for node in nodes.values():
-        mine = _layer(node)
+        mine = _layers(node)
         for dep in node["depends_on"]["nodes"]:
-            if dep in nodes:
-                theirs = _layer(nodes[dep])
-                if mine is not None and theirs is not None and theirs > mine:
-                    problems.append(f"{node['original_file_path']} reads {nodes[dep]['original_file_path']}")
+            theirs = _layers(nodes[dep]) if dep in nodes else []
+            if mine and theirs and max(theirs) > min(mine):
+                problems.append(f"{node['original_file_path']} reads {nodes[dep]['original_file_path']}")
     return problems
+
+
+def misplaced_models(manifest: dict[str, Any]) -> list[str]:
+    """Every model whose name prefix says another layer than its folder (an int_ model among the marts)."""
+    return sorted(
+        node["original_file_path"] for node in models(manifest).values() if len(set(_layers(node))) > 1
+    )
 
 
 def test_no_staging_or_intermediate_model_depends_on_a_later_layer(manifest: dict[str, Any]) -> None:
@@ -65,6 +78,27 @@ def test_the_check_finds_an_intermediate_model_reading_a_mart(manifest: dict[str
     assert upstream_layer_violations(broken) == [
         "models/intermediate/int_outcome_cube.sql reads models/marts/core/fct_courses.sql"
     ]
+
+
+def test_the_check_finds_an_int_model_among_the_marts_reading_a_mart(manifest: dict[str, Any]) -> None:
+    # as int_quality_course_strata once was: in models/marts/quality/, schema intermediate, reading fct_courses
+    broken = json.loads(json.dumps(manifest))
+    nodes = models(broken)
+    strata = next(n for n in nodes.values() if n["name"] == "int_quality_course_strata")
+    strata["original_file_path"] = "models/marts/quality/int_quality_course_strata.sql"
+    fct = next(uid for uid, n in nodes.items() if n["name"] == "fct_courses")
+    strata["depends_on"]["nodes"].append(fct)
+    # ...and a model filed among the marts counts as a mart for the intermediate models that read it
+    assert sorted(upstream_layer_violations(broken)) == [
+        "models/intermediate/quality/int_quality_casemix_cells.sql reads "
+        "models/marts/quality/int_quality_course_strata.sql",
+        "models/marts/quality/int_quality_course_strata.sql reads models/marts/core/fct_courses.sql",
+    ]
+    assert misplaced_models(broken) == ["models/marts/quality/int_quality_course_strata.sql"]
+
+
+def test_every_model_is_in_the_folder_its_name_says(manifest: dict[str, Any]) -> None:
+    assert misplaced_models(manifest) == []
 
 
 def test_marts_are_grouped_by_audience(manifest: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """Run the real quality models (compiled by dbt) on hand-made or simulated tables in an in-memory DuckDB.
 
-dbt compiles the models of models/marts/quality once per test session; each compiled model is then run as
-``CREATE TABLE <its relation> AS <its SQL>`` against tables the test writes for its inputs. The statistics
-under test are therefore exactly the SQL the warehouse builds, without building the whole warehouse.
+dbt compiles the quality models (models/intermediate/quality and models/marts/quality) once per test
+session; each compiled model is then run as ``CREATE TABLE <its relation> AS <its SQL>`` against tables the
+test writes for its inputs. The statistics under test are therefore exactly the SQL the warehouse builds,
+without building the whole warehouse.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from outcome_registry.dbt_runner import write_profile
 from outcome_registry.paths import PROJECT_DIR, RegistryHome
 from outcome_registry.store import create_store
 
-QUALITY_DIR = "models/marts/quality"
+# the quality review's working tables and its marts
+QUALITY_DIRS = ("models/intermediate/quality/", "models/marts/quality/")
 
 
 def quote(name: str) -> str:
@@ -48,7 +50,7 @@ class Compiled:
             if node["resource_type"] not in ("model", "seed"):
                 continue
             sql = None
-            if node["resource_type"] == "model" and node["original_file_path"].startswith(QUALITY_DIR):
+            if node["resource_type"] == "model" and node["original_file_path"].startswith(QUALITY_DIRS):
                 path = target_dir / "compiled" / node["package_name"] / node["original_file_path"]
                 sql = path.read_text(encoding="utf-8")
                 self.database = node["database"]
@@ -129,7 +131,7 @@ def compile_quality(tmp: Path) -> Compiled:
             str(dbt),
             "compile",
             "--select",
-            f"path:{QUALITY_DIR}",
+            *(f"path:{folder}" for folder in QUALITY_DIRS),
             "--project-dir",
             str(project),
             "--profiles-dir",

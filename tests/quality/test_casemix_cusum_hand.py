@@ -53,9 +53,9 @@ def warehouse(
 ) -> duckdb.DuckDBPyConnection:
     con = compiled.connect()
     load_seeds(compiled, con)
-    compiled.put(con, "fct_courses", COURSES, courses)
+    compiled.put(con, "int_course_outcomes", COURSES, courses)
     members = [{"course_id": c["course_id"], "cohort_id": "all"} for c in courses]
-    compiled.put(con, "cohort_membership", MEMBERSHIP, members)
+    compiled.put(con, "int_course_cohorts", MEMBERSHIP, members)
     clinics = sorted({c["clinic_id"] for c in courses})
     compiled.put(
         con, "dim_clinics", CLINICS, [{"clinic_id": c, "clinic_code": f"Clinic {c}"} for c in clinics]
@@ -64,6 +64,7 @@ def warehouse(
     for model in (
         "int_quality_course_strata",
         "int_quality_casemix_cells",
+        "int_quality_casemix_reference",
         "mart_casemix_reference",
         "int_quality_casemix_expected",
         "mart_clinic_funnel",

@@ -190,13 +190,14 @@ def _run_casemix(
     courses, bench = _casemix_tables(np.random.default_rng(seed), networks, clinics, worse)
     con = compiled.connect()
     load_seeds(compiled, con)
-    compiled.put(con, "fct_courses", COURSES, courses)
-    compiled.put(con, "cohort_membership", MEMBERSHIP, courses[["course_id", "cohort_id"]])
+    compiled.put(con, "int_course_outcomes", COURSES, courses)
+    compiled.put(con, "int_course_cohorts", MEMBERSHIP, courses[["course_id", "cohort_id"]])
     compiled.put(con, "dim_clinics", CLINICS, [{"clinic_id": f"C{c:02d}"} for c in range(clinics)])
     compiled.put(con, "mart_clinic_benchmark", BENCHMARK, bench)
     for model in (
         "int_quality_course_strata",
         "int_quality_casemix_cells",
+        "int_quality_casemix_reference",
         "mart_casemix_reference",
         "int_quality_casemix_expected",
         "mart_clinic_funnel",

@@ -2,7 +2,7 @@
 -- Risk-adjusted CUSUM (Steiner et al. 2000) and VLAD per clinic and responder metric, over the clinic's
 -- evaluable courses in completion order (last session date, then course_id). A course "fails" when it is
 -- not a responder; its expected failure probability q = 1 - p comes from the case-mix model
--- (mart_casemix_reference, cohort 'all'), recalibrated as in int_quality_casemix_expected so that the
+-- (int_quality_casemix_reference, cohort 'all'), recalibrated as in int_quality_casemix_expected so that the
 -- registry's all-time O/E is 1.
 --   deterioration: W = failed ln 2 - ln(1 + q)         (odds of failure doubled, R = 2)
 --   improvement:   W = failed ln 1/2 - ln(1 - q / 2)   (odds halved, R = 1/2)
@@ -40,7 +40,7 @@ courses as (
 ),
 
 reference as (
-    select * from {{ ref('mart_casemix_reference') }}
+    select * from {{ ref('int_quality_casemix_reference') }}
     where cohort_id = 'all'
 ),
 

@@ -1,7 +1,7 @@
 -- Indirect standardisation per period (month / quarter / all time), clinic, cohort and metric: observed
 -- responders O, and expected responders E = sum over the clinic's evaluable courses of its stratum's
--- reference rate p (mart_casemix_reference), recalibrated so that the registry as a whole has O/E = 1 in
--- every period, cohort and metric (the comparison is with the registry's performance in that period, as the
+-- reference rate p (int_quality_casemix_reference), recalibrated so that the registry as a whole has O/E = 1
+-- in every period, cohort and metric (the comparison is with the registry's performance in that period, as the
 -- crude funnel's target is the period's registry rate). The recalibration keeps every probability in [0, 1]:
 -- when the registry did worse than p predicts, p is scaled by theta = O / sum p (<= 1); when it did better,
 -- the failure probability 1 - p is scaled by psi = (n - O) / sum (1 - p) (<= 1). The variance of O under the
@@ -13,7 +13,7 @@ with cells as (
 ),
 
 reference as (
-    select * from {{ ref('mart_casemix_reference') }}
+    select * from {{ ref('int_quality_casemix_reference') }}
 ),
 
 clinic_months as (

@@ -9,7 +9,7 @@ membership as (
     select
         course_id,
         cohort_id
-    from {{ ref('cohort_membership') }}
+    from {{ ref('int_course_cohorts') }}
 ),
 
 wide as (

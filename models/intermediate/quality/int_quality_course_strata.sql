@@ -13,7 +13,7 @@ with courses as (
         route,
         responder_30,
         responder_50
-    from {{ ref('fct_courses') }}
+    from {{ ref('int_course_outcomes') }}
     where responder_30 is not null or responder_50 is not null
 ),
 
