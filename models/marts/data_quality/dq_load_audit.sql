@@ -1,6 +1,7 @@
 -- Load audit per batch and file, with the batch's clinic and a balance check
 -- (rows_received = rows_loaded + rows_quarantined + rows_withdrawn; rows_loaded counts what is still
--- loaded, so a withdrawal of consent moves rows from loaded to withdrawn). Published (restricted tier: registry staff only).
+-- loaded, so a withdrawal of consent moves rows from loaded to withdrawn). Published (restricted tier:
+-- registry staff only).
 select
     audit.batch_id,
     batches.clinic_id,
