@@ -6,7 +6,8 @@
 - :mod:`.report`: targets (PASS / MISS), growth exponents, the markdown report and the console table.
 
 ``python -m outcome_registry.bench --sizes 10k,100k,1m [--include-10m] [--shapes small,large]``; the
-results go to ``bench/results`` (bench/README.md explains every figure).
+results go to ``bench/results`` (bench/README.md explains every figure). ``--merge a.json b.json`` makes one
+report of several runs (e.g. the 10M size run beside the others).
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from outcome_registry.bench.comparison import (
     compare_with_baseline,
     run_baseline,
 )
-from outcome_registry.bench.harness import DEFAULT_OUT, SHAPES, TASKS, merge_per_clinic, run_bench, worker
+from outcome_registry.bench.harness import (
+    DEFAULT_OUT,
+    SHAPES,
+    TASKS,
+    merge_per_clinic,
+    merge_reports,
+    run_bench,
+    worker,
+)
 from outcome_registry.bench.latency import dashboard_latency
 from outcome_registry.bench.report import TARGETS, evaluate_targets, growth_exponents, render_markdown
 from outcome_registry.errors import RegistryError
@@ -52,6 +61,7 @@ __all__ = [
     "growth_exponents",
     "main",
     "merge_per_clinic",
+    "merge_reports",
     "parse_sizes",
     "render_markdown",
     "run_baseline",
@@ -89,12 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated data here")
     parser.add_argument("--keep-homes", action="store_true", help="keep the registry homes in --workdir")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", metavar="JSON", help="merge finished runs' JSON reports into one"
+    )
+    parser.add_argument("--note", action="append", default=[], help="a note for the merged report")
     parser.add_argument("--worker", choices=sorted(TASKS), help=argparse.SUPPRESS)
     parser.add_argument("--args-json", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result-json", type=Path, help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)
     if ns.worker:
         return worker(ns.worker, ns.args_json, ns.result_json)
+    if ns.merge:
+        try:
+            merge_reports(ns.merge, out_dir=ns.out, notes=ns.note)
+        except RegistryError as exc:
+            print(exc.message, file=sys.stderr)
+            return exc.exit_code
+        return 0
     try:
         run_bench(
             parse_sizes(ns.sizes),

@@ -680,3 +680,46 @@ def _total_mem_gib() -> float:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     except (ValueError, OSError):
         return float("nan")
+
+
+def merge_reports(
+    paths: list[Path], out_dir: Path = DEFAULT_OUT, notes: Iterable[str] = ()
+) -> dict[str, Any]:
+    """One report from several runs' JSON (e.g. the 10M size run beside the smaller sizes to finish in
+    time): the rows of every part by size and shape, targets and growth exponents worked out again over all
+    of them; written as bench-<earliest start>.json/.md and latest.md. A size and shape found in two parts
+    keeps the later part's row."""
+    loaded = sorted(
+        ((Path(p), json.loads(Path(p).read_text(encoding="utf-8"))) for p in paths),
+        key=lambda pr: pr[1]["started_at"],
+    )
+    if not loaded:
+        raise RegistryError("Nothing to merge: give the JSON reports of the runs.")
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for _, part in loaded:
+        for row in part["sizes"]:
+            rows[(row["size"], row.get("shape", "small"))] = row
+    first = loaded[0][1]
+    order = list(SHAPES)
+    rep: dict[str, Any] = {
+        "started_at": first["started_at"],
+        "seed": first.get("seed"),
+        "months": first.get("months"),
+        "clinics": first.get("clinics"),
+        "machine": first.get("machine"),
+        "shapes": {k: v for _, part in loaded for k, v in (part.get("shapes") or {}).items()},
+        "parts": [
+            f"{path.name}: started {part['started_at']}, finished {part.get('finished_at') or 'not (stopped)'}; "
+            + ", ".join(f"{x['size']:,} {x.get('shape', 'small')}" for x in part["sizes"])
+            for path, part in loaded
+        ],
+        "notes": list(notes),
+        "other_load": [entry for _, part in loaded for entry in part.get("other_load", [])],
+        "sizes": [rows[k] for k in sorted(rows, key=lambda k: (k[0], order.index(k[1])))],
+        "finished_at": max((part.get("finished_at") or "") for _, part in loaded) or None,
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.strptime(rep["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    _write_report(rep, out_dir, started)
+    return rep

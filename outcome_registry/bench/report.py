@@ -218,6 +218,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         + ".",
         "",
     ]
+    if report.get("parts"):
+        lines += [
+            "Merged from runs that went on at the same time or one after another (each part's own report):",
+            "",
+        ]
+        lines += [f"- {part}" for part in report["parts"]]
+        lines.append("")
+    if report.get("notes"):
+        lines += [f"Note: {note}" for note in report["notes"]]
+        lines.append("")
     if report.get("other_load"):
         lines += [
             "Other work on the machine during the run (top processes by CPU at the start of each size):",

@@ -468,3 +468,32 @@ def test_dbt_phases_end_at_the_run_summary_not_at_a_node(tmp_path: Path) -> None
     started = datetime(2026, 1, 5, 10, 0, 0).timestamp()
     phases = phases_from_log(log, 0, started, started + 14)
     assert phases == {"startup": 1.0, "parse": 2.0, "prepare": 0.5, "run": 10.0, "finish": 0.5}
+
+
+def test_merge_reports_joins_runs_and_works_out_targets_again(tmp_path: Path) -> None:
+    # the 10M size run beside the smaller sizes: one report over both, with growth exponents over all sizes
+    import json
+
+    def row(size: int, shape: str, pipeline_s: float) -> dict:
+        return {"size": size, "shape": shape, "error": None, "n_sessions": size, "pipeline_s": pipeline_s,
+                "ratios": {"pipeline": pipeline_s / size * 1e5}, "peak_rss_gib": 1.0}  # fmt: skip
+
+    small = {"started_at": "2026-01-05T10:00:00Z", "finished_at": None, "machine": "m", "other_load": ["a"],
+             "sizes": [row(100_000, "small", 10.0), row(1_000_000, "large", 90.0), row(1_000_000, "small", 100.0)]}  # fmt: skip
+    big = {"started_at": "2026-01-05T10:10:00Z", "finished_at": "2026-01-05T11:00:00Z", "machine": "m",
+           "other_load": ["b"], "sizes": [row(10_000_000, "small", 1000.0)]}  # fmt: skip
+    paths = []
+    for name, rep in (("big.json", big), ("small.json", small)):
+        (tmp_path / name).write_text(json.dumps(rep), encoding="utf-8")
+        paths.append(tmp_path / name)
+    merged = bench.merge_reports(paths, out_dir=tmp_path / "out", notes=["ran side by side"])
+    assert [(r["size"], r["shape"]) for r in merged["sizes"]] == [
+        (100_000, "small"), (1_000_000, "small"), (1_000_000, "large"), (10_000_000, "small")
+    ]  # fmt: skip
+    assert merged["started_at"] == "2026-01-05T10:00:00Z" and merged["other_load"] == ["a", "b"]
+    assert abs(merged["growth"]["small"]["pipeline"] - 1.0) < 1e-9
+    verdicts = {(t["target"], t["shape"]): t["verdict"] for t in merged["targets"]}
+    assert verdicts[("pipeline_vs_baseline_10m", "small")] == "MISS"
+    assert verdicts[("pipeline_vs_baseline_10m", "large")] == "NOT RUN"
+    text = (tmp_path / "out" / "latest.md").read_text(encoding="utf-8")
+    assert "small.json" in text and "big.json" in text and "ran side by side" in text
