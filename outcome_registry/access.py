@@ -8,15 +8,15 @@ the registry operator in ``<home>/config/access.toml``.
 from __future__ import annotations
 
 import getpass
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from outcome_registry.contract import SAFE_ID
 from outcome_registry.errors import RegistryError
+from outcome_registry.paths import read_toml
 
 if TYPE_CHECKING:
     from outcome_registry.paths import RegistryHome
@@ -100,8 +100,6 @@ def may_read(principal: Principal, tier: Tier, clinic_id: str | None = None) -> 
 # --- claims -> principal (the operator's <home>/config/access.toml) ---------------------------------
 
 ACCESS_FILE = "access.toml"
-# A clinic id becomes a folder name (published/clinics/<clinic_id>/): no separators, no dot-dot.
-CLINIC_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def access_path(home: RegistryHome) -> Path:
@@ -132,14 +130,8 @@ class Refusal:
 def load_access_config(home: RegistryHome) -> AccessConfig | None:
     """The mapping file, or None when the operator has not written one (then nobody is let in)."""
     path = access_path(home)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RegistryError(f"The access mapping {path} could not be read: {exc}.") from None
-    return parse_access_config(data, str(path))
+    data = read_toml(path, "The access mapping")
+    return None if data is None else parse_access_config(data, str(path))
 
 
 def parse_access_config(data: Mapping[str, Any], where: str = ACCESS_FILE) -> AccessConfig:
@@ -167,7 +159,7 @@ def parse_access_config(data: Mapping[str, Any], where: str = ACCESS_FILE) -> Ac
     if "clinics" in data:
         clinics = {}
         for value, clinic_id in dict(data["clinics"]).items():
-            if not isinstance(clinic_id, str) or not CLINIC_ID_PATTERN.match(clinic_id):
+            if not isinstance(clinic_id, str) or not SAFE_ID.match(clinic_id):
                 raise RegistryError(
                     f"{where}: [clinics] maps {value!r} to {clinic_id!r}, which is not a clinic id "
                     "(letters, digits, '.', '_' and '-', starting with a letter or digit)."
@@ -233,7 +225,7 @@ def principal_from_claims(
         if config.clinics is not None:
             if value in config.clinics:
                 clinic_ids.add(config.clinics[value])
-        elif CLINIC_ID_PATTERN.match(value) and value in known_clinics:
+        elif SAFE_ID.match(value) and value in known_clinics:
             clinic_ids.add(value)
     if len(clinic_ids) != 1:
         reason = (

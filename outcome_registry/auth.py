@@ -16,13 +16,13 @@ import ipaddress
 import json
 import os
 import secrets
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from outcome_registry.errors import RegistryError
+from outcome_registry.paths import read_toml
 
 if TYPE_CHECKING:
     from outcome_registry.paths import RegistryHome
@@ -62,14 +62,8 @@ def provider_configured(home: RegistryHome) -> bool:
 def load_provider(home: RegistryHome) -> ProviderConfig | None:
     """The provider of ``<home>/config/auth.toml``; None when the file is absent (local operator mode)."""
     path = auth_path(home)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RegistryError(f"The sign-in settings {path} could not be read: {exc}.") from None
-    return parse_provider(data, str(path))
+    data = read_toml(path, "The sign-in settings")
+    return None if data is None else parse_provider(data, str(path))
 
 
 def parse_provider(data: Mapping[str, Any], where: str = AUTH_FILE) -> ProviderConfig:

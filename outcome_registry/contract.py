@@ -8,6 +8,7 @@ rules) are named here and implemented in ``ingest``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 CONTRACT_VERSION = 1
@@ -23,6 +24,10 @@ DUCKDB_TYPES = {
 }
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{4,64}$"
+# The manifest's batch_id and clinic_id: a plain identifier. A clinic_id also names a folder
+# (published/clinics/<clinic_id>/), so no separator and no leading dot; ingest, publish and the access
+# mapping all check it with this one pattern.
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # ICD-10-CM G43.* / G44.*, with or without the dot (G43.709 = G43709, G43.E19 = G43E19). A bare category
 # (G43, G44) is refused: the contract asks for a code *within* G43/G44, and ICD-10-CM codes in these
 # categories always carry at least one character after the category (G43.0 … G43.E, G44.1 …).

@@ -25,7 +25,6 @@ import os
 import re
 import stat
 import tempfile
-import tomllib
 import zipfile
 import zlib
 from dataclasses import dataclass, field, fields
@@ -33,14 +32,14 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from outcome_registry.contract import CONTRACT_VERSION, MANIFEST_NAME, TABLES, Table, table_for_file
+from outcome_registry.contract import CONTRACT_VERSION, MANIFEST_NAME, SAFE_ID, TABLES, Table, table_for_file
 from outcome_registry.errors import BatchRefused, RegistryError
+from outcome_registry.paths import read_settings
 from outcome_registry.privacy import identifier_kind, safe_label
 
 if TYPE_CHECKING:
     from outcome_registry.paths import RegistryHome
 
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 WITHHELD = "(name withheld)"
 _MiB = 1 << 20
@@ -62,17 +61,8 @@ class Limits:
     @classmethod
     def for_home(cls, home: RegistryHome) -> Limits:
         """Defaults, overridden by the ``[ingest]`` table of ``config/registry.toml`` if the home has one."""
-        path = home.root / "config" / "registry.toml"
-        try:
-            settings = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls()
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise RegistryError(
-                f"The registry settings file {path} could not be read as TOML ({type(exc).__name__}); "
-                "fix it and retry."
-            ) from None
-        section = settings.get("ingest") or {}
+        path = home.settings_file
+        section = read_settings(home).get("ingest") or {}
         known = {f.name: f.type for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in section.items():

@@ -137,20 +137,28 @@ class RegistryHome:
         return self.state_dir / "gx"
 
 
-def read_settings(home: RegistryHome) -> dict[str, Any]:
-    """``config/registry.toml`` as a dict ({} when absent). A file that does not parse is an error."""
+def read_toml(path: Path, what: str) -> dict[str, Any] | None:
+    """One of the home's config files (``what`` names it in messages) as a dict; None when it is absent. A
+    file that cannot be read or parsed is an error that names the file and the position, never a value."""
     from outcome_registry.errors import RegistryError
 
     try:
-        text = home.settings_file.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(
+            f"{what} {path} could not be read ({type(exc).__name__}). Fix it and retry."
+        ) from None
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RegistryError(
-            f"The registry settings file {home.settings_file} is not valid TOML ({exc}). Fix it and retry."
-        ) from None
+    except tomllib.TOMLDecodeError as exc:  # its message gives the line and column, not the text
+        raise RegistryError(f"{what} {path} could not be read as TOML ({exc}). Fix it and retry.") from None
+
+
+def read_settings(home: RegistryHome) -> dict[str, Any]:
+    """``config/registry.toml`` as a dict ({} when absent). A file that does not parse is an error."""
+    return read_toml(home.settings_file, "The registry settings file") or {}
 
 
 @dataclass(frozen=True)

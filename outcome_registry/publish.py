@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from typing import Any
 
 import duckdb
 
+from outcome_registry.contract import SAFE_ID
 from outcome_registry.errors import GateRefused, RegistryError
 from outcome_registry.paths import RegistryHome, TierModes, tier_modes
 from outcome_registry.store import apply_duckdb_settings, quote_ident, quote_literal
@@ -69,8 +69,6 @@ IDENTIFIER_COLUMNS = (
 )  # fmt: skip
 # The registry-wide rows of clinic-level tables; not a clinic.
 ALL_CLINICS = "ALL"
-# Same rule as manifest.SAFE_ID: a clinic_id becomes a folder name, so it must be a plain identifier.
-SAFE_CLINIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # meta.<table> -> published name: history tables for the row-level tier, the rest for staff only.
 ROW_LEVEL_META = {"validation_results": "dq_validation_results", "builds": "dq_builds"}
@@ -369,7 +367,7 @@ def _clinics(con: duckdb.DuckDBPyConnection, plan: _Plan, meta: dict[str, Any]) 
                 strict=True,
             )
         )
-    unsafe = [cid for cid, _ in rows if not SAFE_CLINIC_ID.match(cid)]
+    unsafe = [cid for cid, _ in rows if not SAFE_ID.match(cid)]
     if unsafe:
         raise RegistryError(
             f"{len(unsafe)} clinic_id value(s) in the marts are not plain identifiers (letters, digits, '.', '_', "

@@ -78,14 +78,14 @@ def _scrub(text: str, home: RegistryHome | None = None) -> str:
 def sources_for(home: RegistryHome, principal: Principal) -> tuple[list[tuple[str, Path]], list[Path]]:
     """(attached databases as (alias, file), restricted Parquet files) the principal's role may query."""
     from outcome_registry.access import Role
-    from outcome_registry.publish import SAFE_CLINIC_ID
+    from outcome_registry.contract import SAFE_ID
 
     role = principal.role
     if role in (Role.REPORT_READER, Role.CLINIC_REVIEWER):
         dbs = [("aggregates", home.aggregates_db)]
         if role is Role.CLINIC_REVIEWER:
             clinic = principal.clinic_id or ""
-            if not SAFE_CLINIC_ID.match(clinic):
+            if not SAFE_ID.match(clinic):
                 raise QueryRefused("This clinic reviewer's clinic is not a known clinic; nothing was run.")
             dbs.append(("clinic", home.clinic_db(clinic)))
     else:

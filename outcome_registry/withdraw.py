@@ -31,13 +31,14 @@ from datetime import UTC, datetime
 import duckdb
 
 from outcome_registry import store
+from outcome_registry.contract import ID_PATTERN
 from outcome_registry.errors import RegistryError
 from outcome_registry.ingest import _salt, holding_build_lock
 from outcome_registry.paths import RegistryHome
 from outcome_registry.privacy import identifier_kind
 from outcome_registry.store import quote_ident, quote_literal
 
-PATIENT_ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+PATIENT_ID = re.compile(ID_PATTERN)  # the contract's patient_id rule
 MAX_REASON = 200
 # Tables whose rows carry patient_id directly; adverse events are reached through their session.
 BY_PATIENT = ("patients", "infusion_sessions", "pain_scores", "headache_diary")
