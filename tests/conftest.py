@@ -17,10 +17,25 @@ DEMO = {"patients": 260, "clinics": 5, "seed": 11, "months": 14, "start": "2025-
 
 
 @pytest.fixture
-def tmp_home(tmp_path: Path):
+def home(tmp_path: Path):
+    """An empty registry home of this test (a folder may override it with a prepared one)."""
     from outcome_registry.paths import RegistryHome
 
     return RegistryHome.at(tmp_path / "home")
+
+
+@pytest.fixture
+def tmp_home(home):
+    """The same empty home, under the name the tests of a folder with its own ``home`` fixture use."""
+    return home
+
+
+@pytest.fixture
+def batches(tmp_path: Path) -> Path:
+    """An empty folder for the batches a test writes."""
+    p = tmp_path / "batches"
+    p.mkdir()
+    return p
 
 
 @pytest.fixture(scope="session")

@@ -121,6 +121,16 @@ def make_tiered_home(root: Path) -> RegistryHome:
     return home
 
 
+def published_tiered_home(root: Path, build_id: str) -> RegistryHome:
+    """The hand-made tiered home with build_id validated and published: what the SQL box queries."""
+    from outcome_registry.publish import publish
+
+    home = make_tiered_home(root)
+    pass_gate(home, build_id)
+    publish(home, build_id)
+    return home
+
+
 # ---------------------------------------------------------------------------------------------------
 # files
 

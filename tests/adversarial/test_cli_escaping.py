@@ -11,10 +11,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from platform_helpers import cli, make_tiered_home, pass_gate, run_sql
+from platform_helpers import cli, make_tiered_home, published_tiered_home, run_sql
 
 from outcome_registry.paths import RegistryHome
-from outcome_registry.publish import publish
 
 BUILD = "20260501T000000000000"
 HOSTILE = "[/bad] [link=https://evil.example]click[/link] [bold red]x"
@@ -30,10 +29,7 @@ def no_injection(text: str) -> None:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> RegistryHome:
-    h = make_tiered_home(tmp_path_factory.mktemp("escaping") / "home")
-    pass_gate(h, BUILD)
-    publish(h, BUILD)
-    return h
+    return published_tiered_home(tmp_path_factory.mktemp("escaping") / "home", BUILD)
 
 
 def test_query_results_and_column_names_print_as_text(home: RegistryHome) -> None:

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from platform_helpers import make_tiered_home, pass_gate
+from platform_helpers import published_tiered_home
 
 from outcome_registry import cli
 from outcome_registry.access_log import log_path
 from outcome_registry.paths import RegistryHome
-from outcome_registry.publish import publish
 from outcome_registry.sql_guard import QueryRefused, check
 
 BUILD = "20260401T000000000000"
@@ -21,10 +20,7 @@ BUILD = "20260401T000000000000"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> RegistryHome:
-    h = make_tiered_home(tmp_path_factory.mktemp("sqlbox") / "home")
-    pass_gate(h, BUILD)
-    publish(h, BUILD)
-    return h
+    return published_tiered_home(tmp_path_factory.mktemp("sqlbox") / "home", BUILD)
 
 
 def run(home: RegistryHome, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -7,21 +7,17 @@ import time
 
 import psutil
 import pytest
-from platform_helpers import make_tiered_home, pass_gate
+from platform_helpers import published_tiered_home
 from test_sql_guard import assert_refused, run
 
 from outcome_registry.paths import RegistryHome
-from outcome_registry.publish import publish
 
 BUILD = "20260401T000000000000"
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> RegistryHome:
-    h = make_tiered_home(tmp_path_factory.mktemp("sqllimits") / "home")
-    pass_gate(h, BUILD)
-    publish(h, BUILD)
-    return h
+    return published_tiered_home(tmp_path_factory.mktemp("sqllimits") / "home", BUILD)
 
 
 def no_worker_left() -> bool:

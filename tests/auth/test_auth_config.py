@@ -26,11 +26,6 @@ client_kwargs = { scope = "openid profile email", prompt = "select_account" }
 """
 
 
-@pytest.fixture()
-def home(tmp_path: Path) -> RegistryHome:
-    return RegistryHome.at(tmp_path / "home")
-
-
 def _configure(home: RegistryHome, text: str = PROVIDER) -> None:
     (home.root / "config").mkdir(exist_ok=True)
     (home.root / "config" / "auth.toml").write_text(text)
