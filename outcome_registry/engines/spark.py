@@ -111,10 +111,12 @@ def settings(home: RegistryHome) -> SparkSettings:
             f"{where} names a cluster profile (profiles_dir) but not target, raw_dir and warehouse_dir: a "
             "cluster build needs all four (docs/SPARK.md, 'A real cluster')."
         )
-    if s.file_format != "parquet" and s.local:
+    if s.file_format != "parquet":
         raise RegistryError(
-            f"file_format in {where} is {s.file_format!r}: local Spark writes Parquet only (Delta and Iceberg "
-            "need jars this machine cannot download). Use it with a cluster profile."
+            f"file_format in {where} is {s.file_format!r}: the Spark tables are handed back to DuckDB by "
+            "reading their Parquet files, which only plain Parquet tables hold alone (Delta and Iceberg keep "
+            "removed versions' files beside the current ones; local Spark has no jars for them anyway). "
+            'Use file_format = "parquet" (docs/SPARK.md).'
         )
     return s
 
@@ -314,9 +316,15 @@ def dbt_invocation(home: RegistryHome) -> tuple[list[str], Path, list[str]]:
 
 
 def dbt_vars(home: RegistryHome) -> dict[str, Any]:
-    """Project vars a Spark build needs: where the raw export is, and the table format."""
+    """Project vars a Spark build needs: where the raw export is, the table format, and patient-scoped
+    models rebuilt in full (macros/patient_scoped.sql: dbt-spark has no delete+insert, and Parquet tables
+    cannot delete rows), so every Spark build is a full rebuild of the models."""
     s = settings(home)
-    return {"spark_raw_dir": str(raw_dir(home, s)), "spark_file_format": s.file_format}
+    return {
+        "spark_raw_dir": str(raw_dir(home, s)),
+        "spark_file_format": s.file_format,
+        "patient_scoped_incremental": False,
+    }
 
 
 # ------------------------------------------------------------------------------------------ before dbt

@@ -38,12 +38,15 @@ def _quiet() -> None:
 
 
 def _without_unit_test_exclusion(args: list[str]) -> list[str]:
-    out: list[str] = []
-    for arg in args:
-        if arg == "test_type:unit" and out[-1:] == ["--exclude"]:
-            out.pop()
-        else:
-            out.append(arg)
+    """dbt arguments without ``test_type:unit`` among the excluded selectors (and without ``--exclude``
+    when it excluded nothing else)."""
+    out = list(args)
+    if "test_type:unit" in out:
+        i = out.index("test_type:unit")
+        del out[i]
+        follows = out[i] if i < len(out) else "--"
+        if out[i - 1] == "--exclude" and follows.startswith("--"):
+            del out[i - 1]
     return out
 
 
@@ -72,6 +75,9 @@ def _on_cluster(dbt_args: list[str]) -> int:
     over the raw export the cluster sees), then dbt runs with the operator's profile."""
     from dbt.cli.main import dbtRunner
 
+    from outcome_registry.engines import spark_dialect
+
+    spark_dialect.install()
     runner = dbtRunner()
     if dbt_args[:1] in (["build"], ["run"]):
         passthrough: list[str] = []  # where the project, profile and vars are: the same as the build's
@@ -148,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         from dbt.cli.main import dbtRunner
 
+        from outcome_registry.engines import spark_dialect
+
+        spark_dialect.install()  # varchar and decimal literals, spelt for Spark
         outcome = dbtRunner().invoke(dbt_args)
         times["dbt"] = time.perf_counter() - t1
         rc = 0 if outcome.success else (1 if outcome.exception is None else 2)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from outcome_registry.engines.spark_dialect import to_spark
 from outcome_registry.validate.run import _row_from_result
 from outcome_registry.validate.suites import LOAD_SEQ, Dataset, columns_of, load_suites, to_gx_suite
 
@@ -31,10 +32,11 @@ SPARK_DATASOURCE = "registry_spark"
 
 
 def to_spark_sql(sql: str) -> str:
-    """A suite's DuckDB SQL for Spark: the store's schemas are registry_raw / registry_meta there, and
-    Spark spells ``* EXCLUDE (c)`` as ``* EXCEPT (c)``."""
+    """A suite's DuckDB SQL for Spark: the store's schemas are registry_raw / registry_meta there, Spark
+    spells ``* EXCLUDE (c)`` as ``* EXCEPT (c)``, and varchar / decimal literals as dbt's SQL on Spark
+    (:func:`.spark_dialect.to_spark`)."""
     sql = sql.replace("registry.raw.", "registry_raw.").replace("registry.meta.", "registry_meta.")
-    return re.sub(r"\*\s+EXCLUDE\s*\(", "* EXCEPT (", sql, flags=re.IGNORECASE)
+    return to_spark(re.sub(r"\*\s+EXCLUDE\s*\(", "* EXCEPT (", sql, flags=re.IGNORECASE))
 
 
 def dataframe(spark: Any, ds: Dataset) -> Any:

@@ -14,6 +14,7 @@ from outcome_registry import engines
 from outcome_registry.engines import spark as spark_engine
 from outcome_registry.engines.parity import compare_table
 from outcome_registry.engines.spark_child import _without_unit_test_exclusion
+from outcome_registry.engines.spark_dialect import to_spark
 from outcome_registry.engines.spark_gx import to_spark_sql
 from outcome_registry.errors import RegistryError
 from outcome_registry.paths import RegistryHome
@@ -51,7 +52,7 @@ def test_spark_settings_are_checked(tmp_home: RegistryHome) -> None:
         ("[spark]\nmaster = 2\n", "master .* must be a str"),
         ("[spark]\nmemory = '2g'\n", "unknown setting"),
         ("[spark]\nprofiles_dir = '/etc/x'\n", "needs all four"),
-        ("[spark]\nfile_format = 'delta'\n", "local Spark writes Parquet only"),
+        ("[spark]\nfile_format = 'delta'\n", "handed back to DuckDB"),
     ):
         _settings(tmp_home, bad)
         with pytest.raises(RegistryError, match=message):
@@ -143,6 +144,21 @@ def test_suite_sql_and_child_arguments_for_spark() -> None:
     )
     args = ["build", "--full-refresh", "--exclude", "test_type:unit", "--vars", "{}"]
     assert _without_unit_test_exclusion(args) == ["build", "--full-refresh", "--vars", "{}"]
+    args = ["build", "--exclude", "test_type:unit", "tag:static", "--vars", "{}"]
+    assert _without_unit_test_exclusion(args) == ["build", "--exclude", "tag:static", "--vars", "{}"]
+
+
+def test_sql_is_spelt_for_spark_outside_quotes_and_comments() -> None:
+    sql = (
+        "select cast(a as varchar) as a, cast(b as VARCHAR(8)), 50 / 60.0, x-1.5, 1.5e3, 0.01d, t.c1.d, "
+        "'1.0 varchar' as s, 'it''s 2.0', \"varchar 1.0\", `2.5` -- 3.0 varchar\n/* 4.0 */ round(z, 2)"
+    )
+    assert to_spark(sql) == (
+        "select cast(a as string) as a, cast(b as VARCHAR(8)), 50 / 60.0e0, x-1.5e0, 1.5e3, 0.01d, t.c1.d, "
+        "'1.0 varchar' as s, 'it''s 2.0', \"varchar 1.0\", `2.5` -- 3.0 varchar\n/* 4.0 */ round(z, 2)"
+    )
+    assert to_spark("select 'unterminated 1.0") == "select 'unterminated 1.0"  # left for Spark to report
+    assert to_spark("create table t (a varchar, b double)") == "create table t (a string, b double)"
 
 
 def _table(path: Path, sql: str) -> str:
