@@ -32,6 +32,7 @@ from dashboard.format import (
     is_missing,
     masked,
     shown_value,
+    with_labels,
 )
 from dashboard.labels import event_label
 
@@ -319,21 +320,12 @@ def _tooltips(data: pd.DataFrame, fields: list[tuple[str, str]]) -> list[alt.Too
     return [alt.Tooltip(f"{c}_label:N", title=t) for c, t in fields if f"{c}_label" in data.columns]
 
 
-def _labels(df: pd.DataFrame, columns: dict[str, Kind]) -> pd.DataFrame:
-    out = df.copy()
-    records = df.to_dict("records")
-    for column, kind in columns.items():
-        if column in df.columns:
-            out[f"{column}_label"] = [cell(r, column, kind) for r in records]
-    return out
-
-
 def session_relief_chart(df: pd.DataFrame) -> alt.Chart | None:
     """Mean relief by session number, one line per cohort; a hidden mean breaks the cohort's line."""
     if _empty(df):
         return None
     df = fresh(df)
-    data = _labels(df, {"mean_relief_pct": "pct"})
+    data = with_labels(df, {"mean_relief_pct": "pct"})
     records = data.to_dict("records")
     data["shown"] = [
         not hidden(r, "mean_relief_pct") and not is_missing(r.get("mean_relief_pct")) for r in records
@@ -439,7 +431,7 @@ def km_chart(df: pd.DataFrame) -> alt.VConcatChart | None:
     if _empty(df):
         return None
     df = fresh(df)
-    data = _labels(df, {"survival": "pct", "n_at_risk": "int"})
+    data = with_labels(df, {"survival": "pct", "n_at_risk": "int"})
     data["ci"] = [ci_cell(r, "ci_low", "ci_high") for r in data.to_dict("records")]
     shown = data[[not hidden(r, "survival") for r in data.to_dict("records")]]
     if shown.empty:
@@ -528,7 +520,9 @@ def ae_chart(df: pd.DataFrame) -> alt.FacetChart | None:
     if _empty(df):
         return None
     df = fresh(df)
-    data = _labels(df, {"events_per_100_sessions": "num1", "n_events": "int", "n_patients_with_event": "int"})
+    data = with_labels(
+        df, {"events_per_100_sessions": "num1", "n_events": "int", "n_patients_with_event": "int"}
+    )
     data["event"] = [event_label(e) for e in data["event_type"]]
     key = "sort_order" if "sort_order" in data.columns else "event_type"
     events = list(dict.fromkeys(data.sort_values([key, "event_type"])["event"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.charts import SUPPRESSED_COLOUR, axis, floats, fresh, month_index
+from dashboard.charts import SUPPRESSED_COLOUR, axis, floats, fresh, segments
 from dashboard.format import SUPPRESSED, cell, format_value, hidden, is_missing
 from dashboard.labels import metric_label
 from dashboard.quality import Funnel, method_lines, plotted, summary
@@ -160,18 +160,7 @@ def p_chart(df: pd.DataFrame, metric: str) -> alt.LayerChart | None:
         ],
         limits_shown=[not any(hidden(r, c) for c in LIMIT_COLUMNS) for r in records],
     )
-    idx = month_index(data["period_start"]).tolist()
-    runs, run, previous = [], 0, None
-    for i, v in zip(idx, data["value"], strict=True):
-        if pd.isna(v):
-            runs.append(None)
-            previous = None
-            continue
-        if previous is None or i != previous + 1:
-            run += 1
-        runs.append(run)
-        previous = i
-    data["segment"] = runs
+    data["segment"] = segments(data["period_start"], data["value"].notna().tolist())
     order = data.sort_values("period_start")["period_label"].tolist()
     x = alt.X("period_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=-45))
     bands = data[data["limits_shown"]]

@@ -502,17 +502,25 @@ class QueryLayer:
 
     # --- clinic benchmark -----------------------------------------------------------------------
 
-    def benchmark_choices(self) -> dict[str, list[str]]:
-        df = self._sql(self._marts(), f"SELECT DISTINCT period_type, cohort_id, metric FROM {BENCHMARK}")
+    def _period_choices(self, table: str) -> dict[str, list[str]]:
+        """The period types, cohorts and metrics a benchmark-shaped mart has rows for."""
+        df = self._sql(self._marts(), f"SELECT DISTINCT period_type, cohort_id, metric FROM {table}")
         return {c: sorted(df[c].dropna().unique().tolist()) for c in df.columns}
 
-    def benchmark_periods(self, period_type: str) -> pd.DataFrame:
+    def _periods(self, table: str, period_type: str) -> pd.DataFrame:
+        """The periods of one type a benchmark-shaped mart has rows for, latest first."""
         return self._sql(
             self._marts(),
-            f"SELECT DISTINCT period_start, period_end, period_label FROM {BENCHMARK} "
+            f"SELECT DISTINCT period_start, period_end, period_label FROM {table} "
             "WHERE period_type = $1 ORDER BY period_start DESC",
             [period_type],
         )
+
+    def benchmark_choices(self) -> dict[str, list[str]]:
+        return self._period_choices(BENCHMARK)
+
+    def benchmark_periods(self, period_type: str) -> pd.DataFrame:
+        return self._periods(BENCHMARK, period_type)
 
     def benchmark_period(
         self, period_type: str, period_start: date, cohort_id: str, metric: str
@@ -559,16 +567,10 @@ class QueryLayer:
         return FUNNEL in self._tables(self._marts())
 
     def quality_choices(self) -> dict[str, list[str]]:
-        df = self._sql(self._marts(), f"SELECT DISTINCT period_type, cohort_id, metric FROM {FUNNEL}")
-        return {c: sorted(df[c].dropna().unique().tolist()) for c in df.columns}
+        return self._period_choices(FUNNEL)
 
     def quality_periods(self, period_type: str) -> pd.DataFrame:
-        return self._sql(
-            self._marts(),
-            f"SELECT DISTINCT period_start, period_end, period_label FROM {FUNNEL} "
-            "WHERE period_type = $1 ORDER BY period_start DESC",
-            [period_type],
-        )
+        return self._periods(FUNNEL, period_type)
 
     def quality_rows(
         self, table: str, period_type: str, period_start: date, cohort_id: str, metric: str | None = None

@@ -14,10 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import require_chromium
 from dashboard_helpers import APP, PAGES, USERS
 from fixture_warehouse import make_fixture_home, write_access_config, write_auth_config
 
 from outcome_registry.paths import RegistryHome
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright driving Debian's Chromium, for the browser tests (skipped when Chromium is missing)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
 
 
 @pytest.fixture(scope="session")

@@ -8,18 +8,11 @@ from typing import Any
 import pandas as pd
 
 import dashboard
+from dashboard.pages import PAGES as PAGE_REGISTRY
 
 APP = Path(dashboard.__file__).resolve().parent / "streamlit_app.py"
-PAGES = {
-    "monthly": "app_pages/monthly.py",
-    "cohorts": "app_pages/cohorts.py",
-    "clinic_quality": "app_pages/clinic_quality.py",
-    "clinic_records": "app_pages/clinic_records.py",
-    "sql": "app_pages/sql.py",
-    "data_quality": "app_pages/data_quality.py",
-    "quarantine": "app_pages/quarantine.py",
-    "access_log": "app_pages/access_log.py",
-}
+# page key -> its file, from the dashboard's one page registry
+PAGES = {page.key: page.file for page in PAGE_REGISTRY}
 # Claims as an identity provider would put them in the ID token (see ACCESS_FILE_TEXT for the mapping).
 USERS: dict[str, dict[str, Any]] = {
     "staff": {"sub": "u-staff", "email": "sam.staff@registry.example", "name": "Sam Staff",

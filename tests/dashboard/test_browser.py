@@ -13,7 +13,6 @@ from browser_helpers import (
     free_port,
     fresh_browser,
     nav_titles,
-    require_chromium,
     serve,
     settle,
 )
@@ -47,15 +46,6 @@ def _serve(home: RegistryHome) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with serve(_streamlit(home, port), url, home.root / "streamlit.log", {"REGISTRY_HOME": str(home.root)}):
         yield url
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from dashboard_helpers import all_text, by_label
+from dashboard_helpers import PAGES, all_text, by_label
 from fixture_warehouse import write_access_config, write_auth_config
 
 from outcome_registry.paths import RegistryHome
 
 pytestmark = pytest.mark.slow
-
-PAGES = (
-    "monthly",
-    "cohorts",
-    "clinic_quality",
-    "clinic_records",
-    "sql",
-    "data_quality",
-    "quarantine",
-    "access_log",
-)
 
 
 def _mart(path, sql: str, params: list | None = None) -> list[tuple]:
@@ -36,7 +25,7 @@ def _row_level(home: RegistryHome):
     return home.published_dir / "registry.duckdb"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", list(PAGES))
 def test_pages_render_on_the_built_warehouse(open_page, built_home, page):
     at = open_page(built_home, page)
     assert not at.exception, [e.value for e in at.exception]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from dashboard_helpers import all_text, by_label, chart_frames
+from dashboard_helpers import PAGES, all_text, by_label, chart_frames
 from fixture_warehouse import (
     COMPLEMENTARY_RATE_30,
     FCT_COURSES_ROWS,
@@ -21,23 +21,12 @@ from fixture_warehouse import (
 
 from outcome_registry.paths import RegistryHome
 
-PAGES = (
-    "monthly",
-    "cohorts",
-    "clinic_quality",
-    "clinic_records",
-    "sql",
-    "data_quality",
-    "quarantine",
-    "access_log",
-)
-
 
 def _metrics(at) -> dict[str, tuple[str, str | None]]:
     return {m.label: (m.value, m.delta or None) for m in at.metric}
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_renders_without_exception(open_page, fixture_home, page):
     at = open_page(fixture_home, page)
     assert not at.exception, [e.value for e in at.exception]

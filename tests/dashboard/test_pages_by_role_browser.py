@@ -59,15 +59,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, R
             yield url, home
 
 
-@pytest.fixture(scope="module")
-def playwright():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
 def _sign_in(page, url: str, user: str) -> None:
     page.goto(url)
     settle(page, charts=False)

@@ -89,15 +89,6 @@ def dashboard(provider: str, home: RegistryHome) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def playwright():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
 def settle(page, charts: bool = True) -> None:
     _settle(page, charts)
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
