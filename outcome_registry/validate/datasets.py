@@ -67,20 +67,22 @@ def read_dataset(
         cols = [c for c in needed if c in available] or ["1 AS _row"]
         select = ", ".join(c if c == "1 AS _row" else _q(c) for c in cols)
         return _to_pandas(con.sql(f"SELECT {select} FROM {ds.table}").to_arrow_table(), ds)
-    sql = ds.sql
-    if ds.incremental:
-        where = ""
-        if pending_loads is not None:
-            where = " WHERE " + (
-                f"{LOAD_SEQ} IN ({', '.join(str(int(n)) for n in pending_loads)})"
-                if pending_loads
-                else "false"
-            )
-        sql = f"SELECT * EXCLUDE ({LOAD_SEQ}) FROM ({ds.sql}){where}"
+    sql = _pending_rows(ds.sql, pending_loads) if ds.incremental else ds.sql
     try:
         return _to_pandas(con.sql(sql).to_arrow_table(), ds)
     except duckdb.CatalogException as exc:
         raise MissingRelation(str(exc).splitlines()[0]) from None
+
+
+def _pending_rows(sql: str, pending_loads: list[int] | None) -> str:
+    """An incremental raw query limited to the loads still to validate (None: every load), without the
+    load column."""
+    where = ""
+    if pending_loads is not None:
+        where = " WHERE " + (
+            f"{LOAD_SEQ} IN ({', '.join(str(int(n)) for n in pending_loads)})" if pending_loads else "false"
+        )
+    return f"SELECT * EXCLUDE ({LOAD_SEQ}) FROM ({sql}){where}"
 
 
 def row_relation(
@@ -98,14 +100,7 @@ def row_relation(
             raise MissingRelation(ds.table)
         relation = ds.table
     elif ds.incremental and ds.sql:
-        where = ""
-        if pending_loads is not None:
-            where = " WHERE " + (
-                f"{LOAD_SEQ} IN ({', '.join(str(int(n)) for n in pending_loads)})"
-                if pending_loads
-                else "false"
-            )
-        relation = f"(SELECT * EXCLUDE ({LOAD_SEQ}) FROM ({ds.sql}){where})"
+        relation = f"({_pending_rows(ds.sql, pending_loads)})"
     else:
         return None
     try:
