@@ -25,6 +25,17 @@ from outcome_registry.store import create_store
 
 # the quality review's working tables and its marts
 QUALITY_DIRS = ("models/intermediate/quality/", "models/marts/quality/")
+# The case-mix chain in build order, from int_course_outcomes / int_course_cohorts and the benchmark to the
+# O/E funnel (the crude funnel is on the way).
+CASEMIX_CHAIN = (
+    "int_quality_course_strata",
+    "int_quality_casemix_cells",
+    "int_quality_casemix_reference",
+    "mart_casemix_reference",
+    "int_quality_casemix_expected",
+    "mart_clinic_funnel",
+    "mart_clinic_casemix",
+)
 
 
 def quote(name: str) -> str:

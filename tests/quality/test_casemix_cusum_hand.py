@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from quality_inputs import BENCHMARK, CLINICS, COURSES, MEMBERSHIP, hidden, load_seeds, shown
 from quality_reference import cusum, cusum_signals
-from quality_sql import Compiled
+from quality_sql import CASEMIX_CHAIN, Compiled
 
 pytestmark = pytest.mark.slow  # dbt compiles the models once per session
 
@@ -62,13 +62,7 @@ def warehouse(
     )
     compiled.put(con, "mart_clinic_benchmark", BENCHMARK, bench)
     for model in (
-        "int_quality_course_strata",
-        "int_quality_casemix_cells",
-        "int_quality_casemix_reference",
-        "mart_casemix_reference",
-        "int_quality_casemix_expected",
-        "mart_clinic_funnel",
-        "mart_clinic_casemix",
+        *CASEMIX_CHAIN,
         "mart_clinic_casemix_limits",
         "mart_clinic_cusum",
         "mart_clinic_cusum_status",

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from quality_inputs import BENCHMARK, CLINICS, COURSES, MEMBERSHIP, load_seeds
 from quality_reference import crude_funnel
-from quality_sql import Compiled
+from quality_sql import CASEMIX_CHAIN, Compiled
 
 pytestmark = pytest.mark.slow  # dbt compiles the models once per session
 
@@ -194,15 +194,7 @@ def _run_casemix(
     compiled.put(con, "int_course_cohorts", MEMBERSHIP, courses[["course_id", "cohort_id"]])
     compiled.put(con, "dim_clinics", CLINICS, [{"clinic_id": f"C{c:02d}"} for c in range(clinics)])
     compiled.put(con, "mart_clinic_benchmark", BENCHMARK, bench)
-    for model in (
-        "int_quality_course_strata",
-        "int_quality_casemix_cells",
-        "int_quality_casemix_reference",
-        "mart_casemix_reference",
-        "int_quality_casemix_expected",
-        "mart_clinic_funnel",
-        "mart_clinic_casemix",
-    ):
+    for model in CASEMIX_CHAIN:
         compiled.run(con, model)
     oe = compiled.frame(con, "mart_clinic_casemix")
     assert len(oe) == networks * clinics and oe["plotted"].all()

@@ -41,11 +41,7 @@ joined as (
         expected.expected,
         expected.expected_variance,
         case
-            when benchmark.suppression_reason = 'small_cell' then 'small'
-            when benchmark.is_suppressed then 'complementary'
-            when benchmark.rate is null or benchmark.n_numerator is null or benchmark.n_denominator is null
-                then 'rate_hidden'
-            when benchmark.registry_rate is null then 'no_registry_rate'
+            {{ quality_not_plotted_reasons('benchmark.') }}
             when not coalesce(expected.expected > 0 and expected.expected_variance > 0, false)
                 then 'no_variance'
         end as not_plotted_reason
@@ -94,29 +90,11 @@ scored as (
         units.q_y,
         units.q_s2,
         precision_scale.kappa,
-        coalesce(q_dispersion.clinics_assessed, 0) as clinics_assessed,
-        q_dispersion.heterogeneity_q,
-        q_dispersion.phi,
-        q_dispersion.chi2_critical,
-        coalesce(q_dispersion.overdispersed, false) as overdispersed,
-        coalesce(q_dispersion.tau2, 0.0) as tau2
+        {{ quality_dispersion_columns() }}
     from joined
-    left join units
-        on joined.period_type = units.period_type
-            and joined.period_start = units.period_start
-            and joined.cohort_id = units.cohort_id
-            and joined.metric = units.metric
-            and joined.clinic_id = units.clinic_id
-    left join precision_scale
-        on joined.period_type = precision_scale.period_type
-            and joined.period_start = precision_scale.period_start
-            and joined.cohort_id = precision_scale.cohort_id
-            and joined.metric = precision_scale.metric
-    left join q_dispersion
-        on joined.period_type = q_dispersion.period_type
-            and joined.period_start = q_dispersion.period_start
-            and joined.cohort_id = q_dispersion.cohort_id
-            and joined.metric = q_dispersion.metric
+    left join units on {{ quality_same_group('joined', 'units', groups + ['clinic_id']) }}
+    left join precision_scale on {{ quality_same_group('joined', 'precision_scale', groups) }}
+    left join q_dispersion on {{ quality_same_group('joined', 'q_dispersion', groups) }}
 ),
 
 classified as (
@@ -150,10 +128,7 @@ select
     rate_flag as crude_rate_flag,
     registry_rate as target_rate,
     case when registry_rate is null then 'suppressed' end as target_rate_flag,
-    round(z_raw, 4) as z_score,
-    case when z_raw is null then 'suppressed' end as z_score_flag,
-    round(z_adj, 4) as z_adjusted,
-    case when z_adj is null then 'suppressed' end as z_adjusted_flag,
+    {{ quality_z_columns() }},
     {%- for level, z in [('95', p.z_alert), ('998', p.z_alarm)] %}
         {%- for side in ['low', 'high'] %}
             round({{ quality_ratio_limit('q_s2', z, 'tau2', side) }}, 6) as limit_{{ level }}_{{ side }},
@@ -162,22 +137,9 @@ select
     {%- endfor %}
     case when q_s2 > 0 then round(kappa / q_s2, 4) end as funnel_x,
     case when q_s2 is null then 'suppressed' end as funnel_x_flag,
-    not_plotted_reason is null as plotted,
-    not_plotted_reason,
-    {{ quality_direction('z_adj') }} as direction,
-    {{ quality_limit_crossed('z_adj') }} as limit_crossed,
-    clinics_assessed,
-    round(heterogeneity_q, 4) as heterogeneity_q,
-    round(chi2_critical, 4) as chi2_critical,
-    overdispersed,
-    round(phi, 4) as phi,
-    tau2,
+    {{ quality_verdict_columns() }},
     round(kappa, 6) as kappa,
-    case
-        when overdispersed then 'random_effects'
-        when clinics_assessed >= {{ p.min_clinics }} then 'none'
-        else 'not_assessed'
-    end as adjustment,
+    {{ quality_adjustment() }} as adjustment,
     'O/E by indirect standardisation (diagnosis x baseline pain x age x route), binomial variance; '
     || 'over-dispersion: Cochran Q test at 95 %, additive random effects '
     || '(DerSimonian-Laird tau2 from winsorised z-scores, 10 %/90 %)' as method,

@@ -28,34 +28,15 @@ groups as (
     group by period_type, period_start, cohort_id, metric
 ),
 
-grid as (
-    {{ quality_volume_grid() }}
-),
+{{ quality_grid_curve_ctes('groups', 'max_x') }},
 
-grid_end as (
+points as (
+    -- x = precision-equivalent expected responders; the ratio's variance there is kappa / x
     select
-        groups.period_type,
-        groups.period_start,
-        groups.cohort_id,
-        groups.metric,
-        min(grid.volume) as last_x
-    from groups
-    inner join grid on groups.max_x * {{ p.grid_margin }} <= grid.volume
-    group by groups.period_type, groups.period_start, groups.cohort_id, groups.metric
-),
-
-curve as (
-    select
-        groups.*,
-        grid.volume as expected_x,
-        groups.kappa / grid.volume as s2
-    from groups
-    inner join grid_end
-        on groups.period_type = grid_end.period_type
-            and groups.period_start = grid_end.period_start
-            and groups.cohort_id = grid_end.cohort_id
-            and groups.metric = grid_end.metric
-    inner join grid on grid_end.last_x >= grid.volume
+        curve.*,
+        curve.volume as expected_x,
+        curve.kappa / curve.volume as s2
+    from curve
 )
 
 select
@@ -81,4 +62,4 @@ select
     method,
     false as is_suppressed,
     cast(null as {{ dbt.type_string() }}) as suppression_reason
-from curve
+from points

@@ -26,11 +26,7 @@ with benchmark as (
         is_suppressed,
         suppression_reason,
         case
-            when suppression_reason = 'small_cell' then 'small'
-            when is_suppressed then 'complementary'
-            when rate is null or n_numerator is null or n_denominator is null or n_denominator = 0
-                then 'rate_hidden'
-            when registry_rate is null then 'no_registry_rate'
+            {{ quality_not_plotted_reasons() }}
         end as not_plotted_reason
     from {{ ref('mart_clinic_benchmark') }}
     where clinic_id <> 'ALL'
@@ -58,24 +54,10 @@ scored as (
         units.q_y,
         units.q_t,
         units.q_s2,
-        coalesce(q_dispersion.clinics_assessed, 0) as clinics_assessed,
-        q_dispersion.heterogeneity_q,
-        q_dispersion.phi,
-        q_dispersion.chi2_critical,
-        coalesce(q_dispersion.overdispersed, false) as overdispersed,
-        coalesce(q_dispersion.tau2, 0.0) as tau2
+        {{ quality_dispersion_columns() }}
     from benchmark
-    left join units
-        on benchmark.period_type = units.period_type
-            and benchmark.period_start = units.period_start
-            and benchmark.cohort_id = units.cohort_id
-            and benchmark.metric = units.metric
-            and benchmark.clinic_id = units.clinic_id
-    left join q_dispersion
-        on benchmark.period_type = q_dispersion.period_type
-            and benchmark.period_start = q_dispersion.period_start
-            and benchmark.cohort_id = q_dispersion.cohort_id
-            and benchmark.metric = q_dispersion.metric
+    left join units on {{ quality_same_group('benchmark', 'units', groups + ['clinic_id']) }}
+    left join q_dispersion on {{ quality_same_group('benchmark', 'q_dispersion', groups) }}
 ),
 
 classified as (
@@ -108,10 +90,7 @@ select
     rate_flag,
     registry_rate as target_rate,
     case when registry_rate is null then 'suppressed' end as target_rate_flag,
-    round(z_raw, 4) as z_score,
-    case when z_raw is null then 'suppressed' end as z_score_flag,
-    round(z_adj, 4) as z_adjusted,
-    case when z_adj is null then 'suppressed' end as z_adjusted_flag,
+    {{ quality_z_columns() }},
     {%- for level, z in [('95', p.z_alert), ('998', p.z_alarm)] %}
         {%- for side in ['low', 'high'] %}
             round({{ quality_pr_limit('registry_rate', 'limit_n', z, 'tau2', side) }}, 6)
@@ -119,21 +98,8 @@ select
             case when limit_n is null then 'suppressed' end as limit_{{ level }}_{{ side }}_flag,
         {%- endfor %}
     {%- endfor %}
-    not_plotted_reason is null as plotted,
-    not_plotted_reason,
-    {{ quality_direction('z_adj') }} as direction,
-    {{ quality_limit_crossed('z_adj') }} as limit_crossed,
-    clinics_assessed,
-    round(heterogeneity_q, 4) as heterogeneity_q,
-    round(chi2_critical, 4) as chi2_critical,
-    overdispersed,
-    round(phi, 4) as phi,
-    tau2,
-    case
-        when overdispersed then 'random_effects'
-        when clinics_assessed >= {{ p.min_clinics }} then 'none'
-        else 'not_assessed'
-    end as adjustment,
+    {{ quality_verdict_columns() }},
+    {{ quality_adjustment() }} as adjustment,
     'arcsine (PR) funnel around the registry rate; over-dispersion: Cochran Q test at 95 %, '
     || 'additive random effects (DerSimonian-Laird tau2 from winsorised z-scores, 10 %/90 %)' as method,
     is_suppressed,

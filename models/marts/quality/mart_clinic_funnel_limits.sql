@@ -28,34 +28,7 @@ groups as (
     group by period_type, period_start, cohort_id, metric
 ),
 
-grid as (
-    {{ quality_volume_grid() }}
-),
-
-grid_end as (
-    select
-        groups.period_type,
-        groups.period_start,
-        groups.cohort_id,
-        groups.metric,
-        min(grid.volume) as last_volume
-    from groups
-    inner join grid on groups.max_volume * {{ p.grid_margin }} <= grid.volume
-    group by groups.period_type, groups.period_start, groups.cohort_id, groups.metric
-),
-
-curve as (
-    select
-        groups.*,
-        grid.volume
-    from groups
-    inner join grid_end
-        on groups.period_type = grid_end.period_type
-            and groups.period_start = grid_end.period_start
-            and groups.cohort_id = grid_end.cohort_id
-            and groups.metric = grid_end.metric
-    inner join grid on grid_end.last_volume >= grid.volume
-)
+{{ quality_grid_curve_ctes('groups', 'max_volume') }}
 
 select
     period_type,
