@@ -37,43 +37,29 @@ clinic_months as (
     group by cells.completion_month, cells.clinic_id, cells.cohort_id, cells.metric
 ),
 
+-- each month counted in its month, its quarter and all time (all time is one period per cohort and metric:
+-- it joins the benchmark on period_type alone)
 periods as (
-    -- all time is one period per cohort and metric: it joins the benchmark on period_type alone
-    select
-        'month' as period_type,
-        completion_month as period_start,
-        clinic_id,
-        cohort_id,
-        metric,
-        n_evaluable,
-        n_responders,
-        s1,
-        s2
-    from clinic_months
-    union all
-    select
-        'quarter',
-        {{ quarter_start('completion_month') }},
-        clinic_id,
-        cohort_id,
-        metric,
-        n_evaluable,
-        n_responders,
-        s1,
-        s2
-    from clinic_months
-    union all
-    select
-        'all_time',
-        cast(null as date),
-        clinic_id,
-        cohort_id,
-        metric,
-        n_evaluable,
-        n_responders,
-        s1,
-        s2
-    from clinic_months
+    {%- for period_type, period_start in [
+        ('month', 'completion_month'),
+        ('quarter', quarter_start('completion_month')),
+        ('all_time', 'cast(null as date)'),
+    ] %}
+        select
+            '{{ period_type }}' as period_type,
+            {{ period_start }} as period_start,
+            clinic_id,
+            cohort_id,
+            metric,
+            n_evaluable,
+            n_responders,
+            s1,
+            s2
+        from clinic_months
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
+    {%- endfor %}
 ),
 
 clinic_periods as (

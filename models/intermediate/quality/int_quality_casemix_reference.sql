@@ -1,4 +1,5 @@
 {%- set min_courses = quality_params().casemix_min_stratum_courses -%}
+{%- set factors = ['stratum_diagnosis', 'stratum_pain', 'stratum_age', 'stratum_route'] -%}
 -- The case-mix model behind the O/E funnel and the CUSUM: per cohort, metric and stratum (diagnosis x
 -- baseline-pain band x age group x route), the registry's all-time response rate that a course of this
 -- stratum is expected to have. A stratum with fewer than quality.casemix_min_stratum_courses evaluable
@@ -9,66 +10,21 @@ with cells as (
     select * from {{ ref('int_quality_casemix_cells') }}
 ),
 
-level_4 as (
-    select
-        cohort_id,
-        metric,
-        stratum_diagnosis,
-        stratum_pain,
-        stratum_age,
-        stratum_route,
-        sum(n_evaluable) as n_evaluable,
-        sum(n_responders) as n_responders
-    from cells
-    group by cohort_id, metric, stratum_diagnosis, stratum_pain, stratum_age, stratum_route
-),
-
-level_3 as (
-    select
-        cohort_id,
-        metric,
-        stratum_diagnosis,
-        stratum_pain,
-        stratum_age,
-        sum(n_evaluable) as n_evaluable,
-        sum(n_responders) as n_responders
-    from level_4
-    group by cohort_id, metric, stratum_diagnosis, stratum_pain, stratum_age
-),
-
-level_2 as (
-    select
-        cohort_id,
-        metric,
-        stratum_diagnosis,
-        stratum_pain,
-        sum(n_evaluable) as n_evaluable,
-        sum(n_responders) as n_responders
-    from level_3
-    group by cohort_id, metric, stratum_diagnosis, stratum_pain
-),
-
-level_1 as (
-    select
-        cohort_id,
-        metric,
-        stratum_diagnosis,
-        sum(n_evaluable) as n_evaluable,
-        sum(n_responders) as n_responders
-    from level_2
-    group by cohort_id, metric, stratum_diagnosis
-),
-
-level_0 as (
-    select
-        cohort_id,
-        metric,
-        sum(n_evaluable) as n_evaluable,
-        sum(n_responders) as n_responders
-    from level_1
-    group by cohort_id, metric
-),
-
+{#- level k: the cohort and metric with the first k factors (level 4 = the stratum itself) -#}
+{%- for k in [4, 3, 2, 1, 0] %}
+    level_{{ k }} as (
+        select
+            cohort_id,
+            metric,
+            {%- for factor in factors[:k] %}
+                {{ factor }},
+            {%- endfor %}
+            sum(n_evaluable) as n_evaluable,
+            sum(n_responders) as n_responders
+        from {{ 'cells' if k == 4 else 'level_' ~ (k + 1) }}
+        group by {{ (['cohort_id', 'metric'] + factors[:k]) | join(', ') }}
+    ),
+{% endfor %}
 chosen as (
     select
         l4.cohort_id,
@@ -95,18 +51,10 @@ chosen as (
         l0.n_evaluable as n0,
         l0.n_responders as x0
     from level_4 as l4
-    inner join level_3 as l3
-        on l4.cohort_id = l3.cohort_id and l4.metric = l3.metric
-            and l4.stratum_diagnosis = l3.stratum_diagnosis and l4.stratum_pain = l3.stratum_pain
-            and l4.stratum_age = l3.stratum_age
-    inner join level_2 as l2
-        on l4.cohort_id = l2.cohort_id and l4.metric = l2.metric
-            and l4.stratum_diagnosis = l2.stratum_diagnosis and l4.stratum_pain = l2.stratum_pain
-    inner join level_1 as l1
-        on l4.cohort_id = l1.cohort_id and l4.metric = l1.metric
-            and l4.stratum_diagnosis = l1.stratum_diagnosis
-    inner join level_0 as l0
-        on l4.cohort_id = l0.cohort_id and l4.metric = l0.metric
+    {%- for k in [3, 2, 1, 0] %}
+        inner join level_{{ k }} as l{{ k }}
+            on {{ quality_same_group('l4', 'l' ~ k, ['cohort_id', 'metric'] + factors[:k]) }}
+    {%- endfor %}
 ),
 
 levelled as (
