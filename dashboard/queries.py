@@ -43,6 +43,7 @@ from outcome_registry import access_log, readonly_sql
 from outcome_registry.access import ROLE_LABELS, Principal, Role, Tier, may_read
 from outcome_registry.errors import RegistryError
 from outcome_registry.paths import RegistryHome
+from outcome_registry.store import quote_ident
 
 CACHE_TTL_SECONDS = 600
 QUARANTINE_ROW_LIMIT = 5000
@@ -232,11 +233,6 @@ _SCHEMA = (
     "WHERE c.database_name = 'published' AND c.schema_name = 'main' AND NOT c.internal "
     "ORDER BY c.table_name, c.column_index"
 )
-
-
-def _ident_sql(name: str) -> str:
-    """A catalogue table name as a quoted identifier (names come from the file, not from a user)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -522,43 +518,39 @@ class QueryLayer:
     def benchmark_periods(self, period_type: str) -> pd.DataFrame:
         return self._periods(BENCHMARK, period_type)
 
+    def _benchmark_rows(self, condition: str, order: str, params: list[Any]) -> pd.DataFrame:
+        """Benchmark rows, clinics named as this principal may see them; ``{code}`` in ``condition`` and
+        ``order`` stands for the clinic column this principal reads (clinic_code or clinic_id)."""
+        scope = self._marts()
+        code = self._code_column(scope, BENCHMARK)
+        where, by = condition.format(code=code), order.format(code=code)
+        return self._labelled(
+            self._sql(scope, f"SELECT * FROM {BENCHMARK} WHERE {where} ORDER BY {by}", params)
+        )
+
     def benchmark_period(
         self, period_type: str, period_start: date, cohort_id: str, metric: str
     ) -> pd.DataFrame:
-        scope = self._marts()
-        code = self._code_column(scope, BENCHMARK)
-        return self._labelled(
-            self._sql(
-                scope,
-                f"SELECT * FROM {BENCHMARK} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
-                f"AND metric = $4 AND {code} <> $5 ORDER BY n_denominator NULLS FIRST, {code}",
-                [period_type, period_start, cohort_id, metric, ALL_CLINICS],
-            )
+        return self._benchmark_rows(
+            "period_type = $1 AND period_start = $2 AND cohort_id = $3 AND metric = $4 AND {code} <> $5",
+            "n_denominator NULLS FIRST, {code}",
+            [period_type, period_start, cohort_id, metric, ALL_CLINICS],
         )
 
     def benchmark_outliers(self, period_type: str, period_start: date, cohort_id: str) -> pd.DataFrame:
         """Clinics outside their 95 % limits for any metric of one period (99.8 % shown as a column)."""
-        scope = self._marts()
-        code = self._code_column(scope, BENCHMARK)
-        return self._labelled(
-            self._sql(
-                scope,
-                f"SELECT * FROM {BENCHMARK} WHERE period_type = $1 AND period_start = $2 AND cohort_id = $3 "
-                f"AND {code} <> $4 AND (outside_95 OR outside_998) ORDER BY outside_998 DESC, metric, {code}",
-                [period_type, period_start, cohort_id, ALL_CLINICS],
-            )
+        return self._benchmark_rows(
+            "period_type = $1 AND period_start = $2 AND cohort_id = $3 AND {code} <> $4 "
+            "AND (outside_95 OR outside_998)",
+            "outside_998 DESC, metric, {code}",
+            [period_type, period_start, cohort_id, ALL_CLINICS],
         )
 
     def benchmark_clinic_months(self, clinic_code: str, cohort_id: str, metric: str) -> pd.DataFrame:
-        scope = self._marts()
-        code = self._code_column(scope, BENCHMARK)
-        return self._labelled(
-            self._sql(
-                scope,
-                f"SELECT * FROM {BENCHMARK} WHERE period_type = 'month' AND {code} = $1 AND cohort_id = $2 "
-                "AND metric = $3 ORDER BY period_start",
-                [clinic_code, cohort_id, metric],
-            )
+        return self._benchmark_rows(
+            "period_type = 'month' AND {code} = $1 AND cohort_id = $2 AND metric = $3",
+            "period_start",
+            [clinic_code, cohort_id, metric],
         )
 
     # --- clinic quality review (docs/QUALITY_REVIEW.md) -------------------------------------------
@@ -734,7 +726,7 @@ class QueryLayer:
             raise DataUnavailable(f"There is no table {table!r} with clinic records.")
         df = self._sql(
             scope,
-            f"SELECT * FROM {_ident_sql(table)} WHERE clinic_id = $1 LIMIT $2",
+            f"SELECT * FROM {quote_ident(table)} WHERE clinic_id = $1 LIMIT $2",
             [clinic_id, int(limit)],
         )
         self._log_view(f"clinic_records:{clinic_id}:{table}", len(df))

@@ -22,6 +22,7 @@ import pandas as pd
 from outcome_registry.dbt_runner import write_profile
 from outcome_registry.paths import PROJECT_DIR, RegistryHome
 from outcome_registry.store import create_store
+from outcome_registry.store import quote_ident as quote
 
 # the quality review's working tables and its marts
 QUALITY_DIRS = ("models/intermediate/quality/", "models/marts/quality/")
@@ -36,10 +37,6 @@ CASEMIX_CHAIN = (
     "mart_clinic_funnel",
     "mart_clinic_casemix",
 )
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
