@@ -1,15 +1,21 @@
 {#-
-  Engine switches (issue 14, docs/SPARK.md). DuckDB keeps the incremental models with delete+insert.
-  Spark has no delete+insert: with Delta / Iceberg tables (a cluster: var spark_file_format) the same
-  models merge on their unique key; with plain Parquet tables (local Spark) they are rebuilt as tables,
-  which is a correct full refresh, since the raw export is read in full anyway.
+  Engine switch of the staging models (issue 14, docs/SPARK.md). DuckDB keeps them incremental with
+  delete+insert. dbt-spark has no delete+insert strategy, and local Spark's Parquet tables cannot delete
+  rows, so on Spark they are tables rebuilt in full on every build (the raw export is read in full anyway;
+  the patient-scoped models do the same through var patient_scoped_incremental = false).
 -#}
 {% macro portable_incremental() -%}
-    {{- return('table' if target.type == 'spark' and var('spark_file_format', 'parquet') == 'parquet' else 'incremental') -}}
+    {{- return('table' if target.type == 'spark' else 'incremental') -}}
 {%- endmacro %}
 
-{% macro portable_incremental_strategy() -%}
-    {{- return('merge' if target.type == 'spark' else 'delete+insert') -}}
+{#-
+  The views of the warehouse (the core marts over the patient-scoped tables, docs/INCREMENTAL.md) are views
+  on DuckDB, so each row is stored once. On Spark they are tables: the build is handed back to DuckDB by
+  reading each table's Parquet files (outcome_registry/engines/spark.py, hand_back), and a Spark view has
+  none.
+-#}
+{% macro portable_view() -%}
+    {{- return('table' if target.type == 'spark' else 'view') -}}
 {%- endmacro %}
 
 {#-

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=portable_view()) }}
 -- One row per treatment course with every course outcome of CONTRACT.md §3 (int_course_results) and the
 -- retreatment interval: the next course's first date minus this course's last date, censored at the data
 -- cutoff (latest session_date loaded) when there is no next course. The cutoff moves with every new batch

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=portable_view()) }}
 -- The outcome cube's adverse events by type, before suppression: one row per cohort and event type with
 -- events, serious events and distinct patients with the event, for the whole registry over all time (the
 -- one place they are published, mart_cohort_adverse_events). Keys line up with int_outcome_cube's

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=portable_incremental(),
         unique_key='diary_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=portable_view()) }}
 -- Course x cohort: which courses each cohort contains (int_course_cohorts). Published (row-level tier).
 -- A view of the patient-scoped intermediate table (docs/INCREMENTAL.md): each row is stored once, in
 -- the working copy's intermediate layer; publish writes it into the tiers.

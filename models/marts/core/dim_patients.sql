@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=portable_view()) }}
 -- One row per patient; no birth year leaves the warehouse (age band at enrolment instead). Published
 -- (row-level tier).
 -- A view of the patient-scoped intermediate table (docs/INCREMENTAL.md): each row is stored once, in

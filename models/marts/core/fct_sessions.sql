@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=portable_view()) }}
 -- One row per session (CONTRACT.md §4), with its clinic's pseudonym. Published (row-level tier).
 -- A view of the patient-scoped intermediate table (docs/INCREMENTAL.md): each row is stored once, in
 -- the working copy's intermediate layer; publish writes it into the tiers.

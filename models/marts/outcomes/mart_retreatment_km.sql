@@ -15,7 +15,7 @@
 -- just after the previous published time), n_events and n_censored (in the interval up to and including
 -- time_days), survival and its limits at time_days. Published (aggregate tier).
 {%- set small = var('small_cell_max') %}
-with recursive shown_cohorts as (
+{{ with_recursive() }} shown_cohorts as (
     select cohort_id
     from {{ ref('int_suppressed_cube') }}
     where period_type = 'all_time' and clinic_id = 'ALL' and not n_courses_hidden and n_courses > 0
@@ -104,44 +104,7 @@ estimates as (
 ),
 
 walk as (
-    -- walk the steps of each cohort in order; an interval closes (is_published) when its sums pass
-    select
-        cohort_id,
-        step_index,
-        interval_at_risk,
-        interval_events,
-        interval_censored,
-        {{ is_publishable_count('interval_events') }} and {{ is_publishable_count('interval_censored') }}
-        and interval_at_risk > {{ small }} as is_published
-    from (
-        select
-            cohort_id,
-            step_index,
-            n_at_risk as interval_at_risk,
-            n_events as interval_events,
-            n_censored as interval_censored
-        from estimates
-        where step_index = 1
-    ) as first_step
-    union all
-    select
-        nxt.cohort_id,
-        nxt.step_index,
-        nxt.interval_at_risk,
-        nxt.interval_events,
-        nxt.interval_censored,
-        {{ is_publishable_count('nxt.interval_events') }} and {{ is_publishable_count('nxt.interval_censored') }}
-        and nxt.interval_at_risk > {{ small }}
-    from (
-        select
-            e.cohort_id,
-            e.step_index,
-            case when w.is_published then e.n_at_risk else w.interval_at_risk end as interval_at_risk,
-            e.n_events + case when w.is_published then 0 else w.interval_events end as interval_events,
-            e.n_censored + case when w.is_published then 0 else w.interval_censored end as interval_censored
-        from walk as w
-        inner join estimates as e on w.cohort_id = e.cohort_id and e.step_index = w.step_index + 1
-    ) as nxt
+    {{ km_walk('estimates') }}
 ),
 
 published as (
