@@ -118,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spark_child")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--gx-out", type=Path)
-    parser.add_argument("--unit-tests", action="store_true", help="keep dbt's unit tests in a build")
+    parser.add_argument(
+        "--unit-tests", action="store_true", help="keep dbt's unit tests in a whole build (not a re-run)"
+    )
     parser.add_argument(
         "--cluster", action="store_true", help="no local session: dbt's profile names a cluster"
     )
     opts = parser.parse_args(argv[:split])
     dbt_args = argv[split + 1 :]
-    if opts.unit_tests and dbt_args[:1] == ["build"]:
+    if opts.unit_tests and dbt_args[:1] == ["build"] and "--select" not in dbt_args:  # the whole build
         dbt_args = _without_unit_test_exclusion(dbt_args)
     _quiet()
 

@@ -3,8 +3,8 @@
 The batches are the hard cases of the other suites: generated clinics with injected faults, two tiny
 clinics (small cells everywhere), the demo's refused batch, a resubmission with changed and removed rows,
 a later extract that re-sends patients with changed values, the hand-made edge clinic of
-tests/test_contract_audit.py. (No withdrawal yet: dq_load_audit's balance test ignores rows_withdrawn, so
-any build after a withdrawal fails on either engine.) Everything is ingested once into one store, which is
+tests/test_contract_audit.py, and a withdrawal of consent (the patient's rows leave every batch; the load
+audit balances with rows_withdrawn). Everything is ingested once into one store, which is
 copied into two homes (the clinic pseudonyms are random, so the homes must share the store), and each is
 built through the real pipeline: ``pipeline.build(home)`` and ``pipeline.build(home, engine="spark")``.
 The Spark build also runs dbt's unit tests (``[spark] unit_tests = true``: in the same JVM).
@@ -34,6 +34,8 @@ def spark_pair(tmp_path_factory: pytest.TempPathFactory) -> SparkPair:
     from outcome_registry import ingest, pipeline
     from outcome_registry.generate import generate
     from outcome_registry.paths import RegistryHome
+    from outcome_registry.store import connect as store_connect
+    from outcome_registry.withdraw import withdraw
 
     root = tmp_path_factory.mktemp("spark_parity")
     seconds: dict[str, float] = {}
@@ -53,6 +55,11 @@ def spark_pair(tmp_path_factory: pytest.TempPathFactory) -> SparkPair:
     assert ingest.ingest_batch(store, later_extract(store, extra)).status == "loaded"
     edge = write_batch(extra, "CLN-900-2024-12", EDGE_CLINIC, "2025-01-05T12:00:00", EDGE)
     assert ingest.ingest_batch(store, edge).rows_quarantined == 0
+    with store_connect(store, read_only=True) as con:  # a patient with sessions in a generated clinic
+        (patient,) = con.execute(
+            "select min(patient_id) from raw.infusion_sessions where _clinic_id <> ?", [EDGE_CLINIC]
+        ).fetchone()
+    assert withdraw(store, patient, reason="parity test", requested_by="test").rows_withdrawn > 0
     seconds["ingest"] = time.perf_counter() - t0
 
     homes = {}
