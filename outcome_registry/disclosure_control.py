@@ -636,12 +636,6 @@ def close(state: EngineState, max_rounds: int = 50) -> ClosureResult:
     )
 
 
-def cells_by_key(state: EngineState, keys: Iterable[str]) -> list[int]:
-    """Cell indices of the given sort keys (unknown keys are ignored)."""
-    index = {str(k): i for i, k in enumerate(state.sort_key)}
-    return [index[k] for k in keys if k in index]
-
-
 # ---------------------------------------------------------------------------------------------- the build
 
 

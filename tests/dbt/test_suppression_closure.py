@@ -465,6 +465,24 @@ def test_enforce_hides_the_right_cells_and_the_engine_closes(closure_home: Regis
 
 
 @pytest.mark.slow
+def test_the_state_reads_the_same_from_parquet(closure_home: RegistryHome, tmp_path: Path) -> None:
+    # the Spark engine leaves its tables as Parquet folders of part files: the same state, the same leaks
+    with duckdb.connect(str(closure_home.working_db), read_only=True) as con:
+        for name in (dc.CELLS_MODEL, dc.GROUPS_MODEL):
+            (tmp_path / name).mkdir()
+            target = str(tmp_path / name / "part-0.parquet")
+            con.execute(f"copy intermediate.{name} to '{target}' (format parquet)")
+    from_duckdb = dc.read_engine_state(closure_home.working_db)
+    from_parquet = dc.read_engine_state(tmp_path)
+    assert list(from_parquet.sort_key) == list(from_duckdb.sort_key)
+    assert (from_parquet.is_hidden == from_duckdb.is_hidden).all()
+    assert (from_parquet.equations != from_duckdb.equations).nnz == 0
+    assert dc.find_leaks(from_parquet) == dc.find_leaks(from_duckdb)
+    with pytest.raises(dc.ClosureError):
+        dc.read_engine_state(tmp_path / "missing")
+
+
+@pytest.mark.slow
 def test_extra_hides_are_worked_out_again_each_build(closure_home: RegistryHome) -> None:
     # The pipeline empties the file before each build: the engine's own result comes back, leaks included,
     # and the closure works the extra hides out again from that build's data (never a stale list).
