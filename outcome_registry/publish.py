@@ -90,6 +90,48 @@ class TableTier:
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
 
 
+# Descriptions of the build records publish adds from meta.* (the marts' come from dbt's yml), so that
+# DESCRIBE, the SQL page's schema panel and the Parquet readers see them like any mart's.
+META_TABLE_DOCS = {
+    "dq_builds": TableTier(
+        "dq_builds",
+        description="Every build of the warehouse (meta.builds): when it ran, what became of it and where its "
+        "time went. This build shows as published.",
+        columns={
+            "build_id": "Build id, the UTC start time (YYYYMMDDTHHMMSSffffff).",
+            "started_at": "When the build started (UTC).",
+            "finished_at": "When it finished (UTC); null while it runs.",
+            "status": "running, publishing, published, refused (by the validation gate), failed or crashed.",
+            "full_refresh": "Every model rebuilt from scratch (else incremental).",
+            "dbt_seconds": "Seconds in dbt (and the suppression closure).",
+            "validation_seconds": "Seconds in the Great Expectations checkpoint.",
+            "publish_seconds": "Seconds writing the published tiers.",
+            "n_sessions": "Sessions in the build.",
+            "message": "What went wrong, in one paragraph, for a build that was not published.",
+        },
+    ),
+    "dq_validation_results": TableTier(
+        "dq_validation_results",
+        description="Every Great Expectations result of every build (meta.validation_results); blocking "
+        "failures stop a publish.",
+        columns={
+            "build_id": "The build validated (dq_builds).",
+            "run_at": "When the checkpoint ran (UTC).",
+            "suite": "Expectation suite: raw or marts (expectations/*.json).",
+            "expectation_type": "The GX expectation, e.g. expect_column_values_to_be_between.",
+            "column_name": "The column checked; null for a table-level expectation.",
+            "description": "What the expectation checks, in words.",
+            "success": "Whether it held.",
+            "severity": "critical or warning.",
+            "blocking": "A failure of this expectation stops the publish.",
+            "observed_value": "What GX observed (as text).",
+            "unexpected_count": "Rows that broke it, where GX counts rows.",
+            "table_name": "The table checked.",
+        },
+    ),
+}
+
+
 @dataclass
 class PublishResult:
     build_id: str
@@ -306,7 +348,7 @@ class _Plan:
     clinics: dict[str, str | None]  # clinic_id -> clinic_code
 
     def of(self, table: str) -> TableTier:
-        return self.tiers.get(table) or TableTier(table)
+        return self.tiers.get(table) or META_TABLE_DOCS.get(table) or TableTier(table)
 
     def in_tier(self, tier: str) -> list[str]:
         return [t for t in self.marts if self.of(t).tier == tier]
@@ -513,6 +555,8 @@ def _write_row_level(
                 )
             con.execute(f"CREATE TABLE pub.main.{_q(name)} AS {select}")
             con.unregister("_meta_src")
+            columns = [r[0] for r in con.execute(f"DESCRIBE pub.main.{_q(name)}").fetchall()]
+            _comment(con, "pub", plan.of(name), columns)
             tables = [*tables, name]
     counts = {}
     published = home.parquet_dir

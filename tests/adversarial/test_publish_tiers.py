@@ -108,6 +108,20 @@ def test_each_table_lands_in_its_tier(home: RegistryHome) -> None:
     assert temp_leftovers(home) == []
 
 
+def test_the_build_records_are_published_with_descriptions(home: RegistryHome) -> None:
+    publish(home, FIRST)
+    for table in ("dq_builds", "dq_validation_results"):
+        comment = query(
+            home.published_db, f"SELECT comment FROM duckdb_tables() WHERE table_name = '{table}'"
+        )
+        assert comment and comment[0][0], table
+        undescribed = query(
+            home.published_db,
+            f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{table}' AND coalesce(comment, '') = ''",
+        )
+        assert undescribed == [], table
+
+
 def test_a_clinic_file_holds_only_that_clinic(home: RegistryHome) -> None:
     publish(home, FIRST)
     a = home.clinic_db("CLN-A")
