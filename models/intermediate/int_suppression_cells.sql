@@ -156,40 +156,25 @@ all_cells as (
         cast(null as varchar) as less_cohort_id,
         cast(null as varchar) as less_measure
     from published
-    union all
-    select
-        period_type,
-        period_start,
-        clinic_id,
-        cohort_id,
-        event_type,
-        measure,
-        value,
-        true,
-        {{ is_small_count('value') }},
-        of_cohort_id,
-        of_measure,
-        of_event_type,
-        less_cohort_id,
-        less_measure
-    from row_differences
-    union all
-    select
-        period_type,
-        period_start,
-        clinic_id,
-        cohort_id,
-        event_type,
-        measure,
-        value,
-        true,
-        {{ is_small_count('value') }},
-        of_cohort_id,
-        of_measure,
-        of_event_type,
-        less_cohort_id,
-        less_measure
-    from cohort_differences
+    {%- for differences in ['row_differences', 'cohort_differences'] %}
+        union all
+        select
+            period_type,
+            period_start,
+            clinic_id,
+            cohort_id,
+            event_type,
+            measure,
+            value,
+            true,
+            {{ is_small_count('value') }},
+            of_cohort_id,
+            of_measure,
+            of_event_type,
+            less_cohort_id,
+            less_measure
+        from {{ differences }}
+    {%- endfor %}
 ),
 
 keyed as (
