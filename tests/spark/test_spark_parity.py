@@ -18,6 +18,7 @@ from spark_helpers import SparkPair
 
 from outcome_registry.engines import spark as spark_engine
 from outcome_registry.engines.parity import compare_homes
+from outcome_registry.paths import RegistryHome
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -53,7 +54,7 @@ def test_every_published_table_is_equal(spark_pair: SparkPair) -> None:
 
 def test_spark_build_ran_unit_tests_and_gx_on_spark(spark_pair: SparkPair) -> None:
     home = spark_pair.spark_home
-    builds = [r for r in spark_engine.runs(home) if r["command"].startswith("build")]
+    builds = [r for r in spark_engine.runs(RegistryHome.at(home)) if r["command"].startswith("build")]
     first = builds[0]["nodes"]  # the build itself; later ones are the closure's re-runs, if any
     assert first.get("unit_test:pass", 0) >= 16 and first.get("model:success", 0) >= 50, first
     assert not [k for r in builds for k in r["nodes"] if k.split(":")[1] not in ("success", "pass")], builds
