@@ -19,6 +19,28 @@
 {%- endmacro %}
 
 {#-
+  expr x a decimal literal (a Jinja number such as grid_margin = 1.1), as DuckDB computes it: exactly (DECIMAL)
+  when expr is a whole number, in DOUBLE otherwise. Spark gets decimal literals as doubles
+  (outcome_registry/engines/spark_dialect.py), so 200 * 1.1 would be 220.00000000000003 there and a
+  comparison with 220 would flip; the whole-number case is therefore multiplied as decimals.
+-#}
+{% macro times_decimal(expr, factor) -%}
+    {{- return(adapter.dispatch('times_decimal')(expr, factor)) -}}
+{%- endmacro %}
+
+{% macro default__times_decimal(expr, factor) -%}
+    {{ expr }} * {{ factor }}
+{%- endmacro %}
+
+{% macro spark__times_decimal(expr, factor) -%}
+    (case
+        when {{ expr }} = floor({{ expr }})
+            then cast(cast({{ expr }} as decimal(38, 0)) * cast('{{ factor }}' as decimal(18, 9)) as double)
+        else {{ expr }} * {{ factor }}
+    end)
+{%- endmacro %}
+
+{#-
   Register the Parquet export of the registry store (outcome_registry/engines/spark.py, export_raw:
   <spark_raw_dir>/<schema>/<table>/) as an external table for every dbt source. Run by the Spark engine
   before a cluster build (dbt run-operation register_raw_sources); a local build registers the same tables

@@ -82,7 +82,7 @@ grid_end as (
         {%- endfor %}
         min(grid.volume) as last_volume
     from {{ groups }}
-    inner join grid on {{ groups }}.{{ max_column }} * {{ p.grid_margin }} <= grid.volume
+    inner join grid on {{ times_decimal(groups ~ '.' ~ max_column, p.grid_margin) }} <= grid.volume
     group by {% for k in keys %}{{ groups }}.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
 ),
 
