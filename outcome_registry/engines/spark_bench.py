@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--note", default="", help="what else ran on the machine (written into the results)")
     args = parser.parse_args(argv)
     settings = f'\n[spark]\ndriver_memory = "{args.driver_memory}"\nthreads = {args.threads}\n'
     rows = []
@@ -202,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     for n in [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]:
         rows.append(_bench_size(n, args.workdir / str(n), settings, args.seed))
         print(json.dumps(rows[-1], default=str), flush=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     note = (
-        f"Run {stamp} UTC on {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load "
+        f"Finished {stamp} UTC on {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load "
         f"average at start {load[0]:.1f} (other work on the machine). Spark: local[2], driver memory "
-        f"{args.driver_memory}, dbt threads {args.threads}, Parquet tables."
+        f"{args.driver_memory}, dbt threads {args.threads}, Parquet tables. Both engines ran one after the "
+        "other in this run, so compare them as ratios. " + args.note
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"spark-{stamp}.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
