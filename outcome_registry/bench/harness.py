@@ -634,8 +634,15 @@ def run_bench(
                 for folder in [*gen["full_paths"], *gen["incr_paths"]]:
                     (every / Path(folder).name).symlink_to(folder)
                 all_db = size_dir / "baseline_all.duckdb"
-                on_stage("baseline (all files)")
-                run_baseline(str(every / "*"), all_db)
+                # in a child like every heavy step: Linux keeps a process's peak RSS across exec, so a
+                # baseline run in this process would show up as every later worker's ru_maxrss
+                base_all = run_task("baseline", {"batch_glob": str(every / "*"), "db_path": str(all_db)},
+                                    size_dir, on_stage)  # fmt: skip
+                if not base_all["ok"]:
+                    rep["sizes"].append(
+                        {"size": n, "shape": "small", "error": "baseline: " + base_all["error"]}
+                    )
+                    continue
                 for shape in shapes:
                     rep["other_load"].append(
                         f"{n:,} {shape}: load {os.getloadavg()[0]:.2f}; {_top_processes()}"
