@@ -32,7 +32,7 @@ from typing import Any
 
 from outcome_registry.errors import RegistryError
 from outcome_registry.paths import PROJECT_DIR, RegistryHome
-from outcome_registry.store import create_store, duckdb_settings
+from outcome_registry.store import build_memory_limit, create_store, duckdb_settings
 
 PROFILE_NAME = "outcome_registry"
 LOG_TAIL_LINES = 40
@@ -99,7 +99,7 @@ def write_profile(home: RegistryHome) -> Path:
                     "keep_open": False,
                     # connect-time options: dbt-duckdb re-applies `settings` on every thread's cursor, and
                     # DuckDB refuses to switch temp_directory once something has spilled there
-                    "config_options": duckdb_settings(home),
+                    "config_options": duckdb_settings(home, build_memory_limit(home)),
                     "attach": [{"path": str(home.registry_db), "alias": "registry", "read_only": True}],
                 }
             },

@@ -44,6 +44,38 @@ def test_memory_limit_can_be_overridden_and_is_applied_to_a_connection(tmp_path:
     assert temp == str(home.state_dir / "duckdb_tmp")
 
 
+def test_build_memory_limit_grows_with_the_raw_sessions_up_to_half_the_ram(
+    tmp_path: Path, monkeypatch
+) -> None:
+    home = RegistryHome.at(tmp_path)
+    assert store.build_memory_limit(home) == "2GB"  # no store yet
+    assert store.build_memory_limit(home, sessions=1_000_000) == "2GB"  # 0.8 GB wanted: the default stays
+    assert store.build_memory_limit(home, sessions=2_500_000) == "2GB"
+    assert store.build_memory_limit(home, sessions=5_000_000) == "4.0GB"
+    assert store.build_memory_limit(home, sessions=10_000_000) == "8.0GB"
+    monkeypatch.setattr(store.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096}.get(name, 2_500_000))
+    assert store.build_memory_limit(home, sessions=100_000_000) == "5.1GB"  # half of a 10.24 GB machine
+    # counted from the home's raw store, and written into the dbt profile (the env override still wins)
+    con = duckdb.connect(str(home.registry_db))
+    try:
+        store.create_store(con)
+        con.execute(
+            "insert into raw.infusion_sessions (session_id) select 's' || i from range(3_000_000) t(i)"
+        )
+    finally:
+        con.close()
+    assert store.build_memory_limit(home) == "2.4GB"
+    target = yaml.safe_load(dbt_runner.write_profile(home).read_text())["outcome_registry"]["outputs"][
+        "working"
+    ]
+    assert target["config_options"]["memory_limit"] == "2.4GB"
+    monkeypatch.setenv("OUTCOME_REGISTRY_DUCKDB_MEMORY", "3GB")
+    target = yaml.safe_load(dbt_runner.write_profile(home).read_text())["outcome_registry"]["outputs"][
+        "working"
+    ]
+    assert target["config_options"]["memory_limit"] == "3GB"
+
+
 def test_build_leaves_unit_tests_out_and_they_pass_when_run_explicitly(base_home: RegistryHome) -> None:
     # The session fixture's build excluded them (dbt_runner.build); run them as the test suite does.
     result = dbt_runner.unit_tests(base_home)
