@@ -65,11 +65,12 @@ unit: install
 
 test: install system-deps lint unit
 
-bench: install
-	$(BIN)/outcome-registry bench --sizes 10000,100000,1000000
+# Both batch shapes at each size, and the Spark column (the same store built on local Spark) at 100k and 1M.
+bench: install system-deps
+	$(BIN)/outcome-registry bench --sizes 10000,100000,1000000 --engines duckdb,spark
 
-bench-10m: install
-	$(BIN)/outcome-registry bench --sizes 10000,100000,1000000,10000000
+bench-10m: install system-deps
+	$(BIN)/outcome-registry bench --sizes 10000,100000,1000000,10000000 --engines duckdb,spark
 
 docs: install
 	$(BIN)/outcome-registry --home $(HOME_DIR) docs

@@ -480,14 +480,32 @@ def bench(
     include_10m: Annotated[bool, typer.Option("--10m", help="Also run 10 million sessions.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("bench/results"),
+    shapes: Annotated[
+        str,
+        typer.Option(help="Batch shapes: small (one batch per clinic and month), large (one per clinic)."),
+    ] = "small,large",
+    engines: Annotated[
+        str,
+        typer.Option(help="duckdb, or duckdb,spark to add the Spark column (local Spark, needs Java 17)."),
+    ] = "duckdb",
+    spark_sizes: Annotated[str, typer.Option(help="Sizes that get the Spark column.")] = "100k,1m",
 ) -> None:
-    """Benchmark every stage against a hand-written DuckDB baseline."""
+    """Benchmark every stage against a hand-written DuckDB baseline (and, with --engines duckdb,spark,
+    the same build on local Spark)."""
     from outcome_registry import bench as bench_mod
 
-    size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    size_list = bench_mod.parse_sizes(sizes)
     if include_10m and 10_000_000 not in size_list:
         size_list.append(10_000_000)
-    bench_mod.run_bench(size_list, out_dir=out, include_10m=include_10m, seed=seed)
+    bench_mod.run_bench(
+        size_list,
+        out_dir=out,
+        include_10m=include_10m,
+        seed=seed,
+        shapes=tuple(s.strip() for s in shapes.split(",") if s.strip()),
+        engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
+        spark_sizes=tuple(bench_mod.parse_sizes(spark_sizes)),
+    )
 
 
 def entry() -> None:

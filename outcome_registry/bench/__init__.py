@@ -95,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--include-10m", action="store_true")
     parser.add_argument("--shapes", default="small,large", help=f"batch shapes: {', '.join(SHAPES)}")
+    parser.add_argument(
+        "--engines", default="duckdb", help="duckdb, or duckdb,spark for the Spark column (local Spark)"
+    )
+    parser.add_argument(
+        "--spark-sizes",
+        default="100k,1m",
+        help="sizes that get the Spark column (with --engines duckdb,spark)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated data here")
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             workdir=ns.workdir,
             shapes=tuple(s.strip() for s in ns.shapes.split(",") if s.strip()),
             keep_homes=ns.keep_homes,
+            engines=tuple(e.strip() for e in ns.engines.split(",") if e.strip()),
+            spark_sizes=tuple(parse_sizes(ns.spark_sizes)),
         )
     except RegistryError as exc:
         print(exc.message, file=sys.stderr)

@@ -328,12 +328,26 @@ def _task_latency(args: dict[str, Any]) -> dict[str, Any]:
     return {"dashboard": dashboard_latency(RegistryHome.at(args["home"], create=False))}
 
 
+def _task_spark(args: dict[str, Any]) -> dict[str, Any]:
+    """The Spark column: the pipeline home's raw store built in full on DuckDB and on local Spark."""
+    from outcome_registry.engines.spark_bench import engines_side_by_side
+
+    _stage("spark column (DuckDB, then Spark)")
+    return engines_side_by_side(Path(args["home"]), Path(args["workdir"]), args.get("settings", ""))
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "generate": _task_generate,
     "baseline": _task_baseline,
     "pipeline": _task_pipeline,
     "latency": _task_latency,
+    "spark": _task_spark,
 }
+# The Spark column (engine "spark"): local mode, the sizes it runs at, and the Spark home's settings
+# (driver memory for 1M; one dbt thread: local[2] already uses both cores). See docs/SPARK.md.
+SPARK_SIZES = (100_000, 1_000_000)
+SPARK_SETTINGS = '\n[spark]\ndriver_memory = "8g"\nthreads = 1\n'
+ENGINES = ("duckdb", "spark")
 
 
 def worker(task: str, args_file: Path, result_file: Path) -> int:
@@ -485,9 +499,16 @@ PIPELINE_KEYS = (
 
 
 def bench_shape(
-    n: int, shape: str, gen: dict[str, Any], workdir: Path, all_db: Path, on_stage: Callable[[str], None]
+    n: int,
+    shape: str,
+    gen: dict[str, Any],
+    workdir: Path,
+    all_db: Path,
+    on_stage: Callable[[str], None],
+    spark: bool = False,
 ) -> dict[str, Any]:
-    """Baseline, pipeline, comparisons and dashboard reads for one shape of the generated data."""
+    """Baseline, pipeline, comparisons and dashboard reads for one shape of the generated data; with
+    ``spark``, the Spark column too (the same raw store built in full on DuckDB and on Spark)."""
     row: dict[str, Any] = {"size": n, "shape": shape, "error": None}
     full_paths = gen["large_paths"] if shape == "large" else gen["full_paths"]
     row.update(generate_s=gen["seconds"], n_sessions=gen["n_sessions"], n_batches=len(full_paths),
@@ -547,6 +568,18 @@ def bench_shape(
         lat = run_task("latency", {"home": str(home)}, shape_dir, on_stage)
         row["dashboard"] = lat.get("dashboard") if lat["ok"] else {"page reads": {"error": lat["error"]}}
         summarize_latency(row)
+    if spark and rhome.registry_db.exists():
+        sp = run_task("spark", {"home": str(home), "workdir": str(shape_dir / "spark"),
+                                "settings": SPARK_SETTINGS}, shape_dir, on_stage)  # fmt: skip
+        if not sp["ok"]:
+            row["spark"] = {"error": sp["error"]}
+        else:
+            duck, spk = sp["duckdb"], sp["spark"]
+            spk["peak_rss_sampled_gib"] = sp.get("rss_tree_peak_gib")
+            row["spark"] = {"duckdb": duck, "spark": spk}
+            row["ratios"]["spark_vs_duckdb_build"] = _ratio(spk.get("build_s"), duck.get("build_s"))
+            row["ratios"]["spark_build_vs_baseline"] = _ratio(spk.get("build_s"), row["baseline_s"])
+        shutil.rmtree(shape_dir / "spark", ignore_errors=True)
     return row
 
 
@@ -578,13 +611,17 @@ def run_bench(
     clinics: int = 6,
     shapes: tuple[str, ...] = ("small", "large"),
     keep_homes: bool = False,
+    engines: tuple[str, ...] = ("duckdb",),
+    spark_sizes: tuple[int, ...] = SPARK_SIZES,
 ) -> dict[str, Any]:
     """Benchmark each size (sessions) in each shape; write bench-<timestamp>.json/.md and latest.md.
 
     ``workdir`` keeps the generated batches (default: a temporary folder, removed afterwards), and with
     ``keep_homes`` the registry homes too.
     ``include_10m`` adds 10,000,000 sessions. ``months`` (of the full load) and ``clinics`` set the number of
-    batch folders; smaller values make a quick smoke run.
+    batch folders; smaller values make a quick smoke run. ``engines`` with "spark" adds the Spark column at
+    ``spark_sizes``, on the first shape: that shape's raw store (after the increment) built in full on
+    DuckDB and on local Spark, one after the other, and every published table compared.
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -592,6 +629,10 @@ def run_bench(
     if not sizes or any(n < 100 for n in sizes):
         raise RegistryError(
             f"Benchmark sizes must be whole numbers of sessions, each at least 100 (got {sizes})."
+        )
+    if not engines or any(e not in ENGINES for e in engines):
+        raise RegistryError(
+            f"Benchmark engines are {', '.join(ENGINES)} (got {', '.join(engines) or 'none'})."
         )
     unknown = [s for s in shapes if s not in SHAPES]
     if unknown or not shapes:
@@ -606,6 +647,8 @@ def run_bench(
         "clinics": clinics,
         "machine": f"{os.cpu_count()} cores, {_total_mem_gib():.0f} GiB RAM, DuckDB {duckdb.__version__}",
         "shapes": {s: SHAPES[s] for s in shapes},
+        "engines": list(engines),
+        "spark_sizes": sorted(spark_sizes) if "spark" in engines else [],
         "other_load": [],
         "sizes": [],
     }
@@ -649,7 +692,8 @@ def run_bench(
                     )
                     t0 = time.perf_counter()
                     load_before = os.getloadavg()[0]
-                    row = bench_shape(n, shape, gen, size_dir, all_db, on_stage)
+                    spark = "spark" in engines and n in spark_sizes and shape == shapes[0]
+                    row = bench_shape(n, shape, gen, size_dir, all_db, on_stage, spark=spark)
                     row["wall_s"] = time.perf_counter() - t0
                     # Other work on the machine skews timings: record the 1-minute load before and after.
                     row["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]

@@ -189,6 +189,58 @@ METRICS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
 )
 
 
+def _engine(engine: str, key: str, unit: str = "") -> Callable[[dict[str, Any]], str]:
+    """A figure of the Spark column: ``engine`` "duckdb" or "spark" (both full builds of the same store)."""
+    return lambda r: _fmt(((r.get("spark") or {}).get(engine) or {}).get(key), unit)
+
+
+def _spark_parity(r: dict[str, Any]) -> str:
+    sp = r.get("spark") or {}
+    if sp.get("error"):
+        return "error"
+    parity = (sp.get("spark") or {}).get("parity")
+    if not parity:
+        return "–"
+    return f"{parity['tables'] - len(parity['differing'])} of {parity['tables']} equal"
+
+
+# The Spark column (``--engines duckdb,spark``): the size's raw store built in full on DuckDB, then on local
+# Spark; both through the real pipeline (dbt, closure, validation, publish), after the timed rows above.
+SPARK_METRICS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("Spark column: DuckDB full build s", _engine("duckdb", "build_s")),
+    ("  DuckDB dbt / closure / validation / publish s",
+     lambda r: " / ".join(_engine("duckdb", f"{k}_s")(r) for k in ("dbt", "closure", "validation", "publish"))),
+    ("Spark column: Spark full build s", _engine("spark", "build_s")),
+    ("  Spark dbt / closure / validation / publish s",
+     lambda r: " / ".join(_engine("spark", f"{k}_s")(r) for k in ("dbt", "closure", "validation", "publish"))),
+    ("Spark build / DuckDB build", _ratio_of("spark_vs_duckdb_build")),
+    ("Spark build / baseline", _ratio_of("spark_build_vs_baseline")),
+    ("Spark peak memory GiB (JVM + Python)", _engine("spark", "peak_rss_sampled_gib")),
+    ("Spark published tables equal DuckDB's", _spark_parity),
+)  # fmt: skip
+
+
+def _metrics(rows: list[dict[str, Any]]) -> tuple[tuple[str, Callable[[dict[str, Any]], str]], ...]:
+    """The summary table's rows: the Spark column's only when some size ran it."""
+    return METRICS + (SPARK_METRICS if any(r.get("spark") for r in rows) else ())
+
+
+def _spark_section(r: dict[str, Any]) -> list[str]:
+    """Where Spark's time went at this size (the Spark child's own steps, dbt's node seconds)."""
+    sp = r.get("spark") or {}
+    if sp.get("error"):
+        return ["- Spark column failed:", "```", str(sp["error"])[:3000], "```"]
+    s = sp.get("spark") or {}
+    return [
+        f"- Spark column: child steps (s, summed over the build and the closure's re-runs): "
+        f"{json.dumps(s.get('child_steps_s'))}",
+        f"- Spark dbt node seconds by type: {json.dumps(s.get('node_seconds'))}; nodes: "
+        f"{json.dumps(s.get('node_counts'))}; dbt invocations: {s.get('invocations')}",
+        f"- Spark slowest models: {json.dumps(s.get('slowest_models'), default=str)}",
+        f"- Spark parity: {json.dumps(s.get('parity'))}",
+    ]
+
+
 def _cell(r: dict[str, Any], fn: Callable[[dict[str, Any]], str]) -> str:
     return "error" if r.get("error") else fn(r)
 
@@ -239,7 +291,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| | " + " | ".join(_column(r) for r in rows) + " |",
         "|---" * (len(rows) + 1) + "|",
     ]
-    lines += [f"| {label} | " + " | ".join(_cell(r, fn) for r in rows) + " |" for label, fn in METRICS]
+    lines += [f"| {label} | " + " | ".join(_cell(r, fn) for r in rows) + " |" for label, fn in _metrics(rows)]
     lines += ["", "## Targets", ""]
     lines += [f"- **{t['verdict']}** {_target_line(t)} (limit {t['limit']})" for t in report["targets"]]
     growth = report.get("growth") or {}
@@ -276,6 +328,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                     f"- {key}[{i}]: `dbt {inv['args']}` {inv['seconds']} s; phases {json.dumps(inv['phases'])}; "
                     f"nodes {json.dumps(inv['nodes'], default=str)}"
                 )
+        if r.get("spark"):
+            lines += _spark_section(r)
         for label, key in (("after full load", "mismatches_full_load"), ("after increment", "mismatches")):
             for table, m in (r.get(key) or {}).items():
                 summary = {k: v for k, v in m.items() if k != "examples"}
@@ -311,7 +365,7 @@ def print_table(report: dict[str, Any]) -> None:
     table.add_column("")
     for r in report["sizes"]:
         table.add_column(_column(r), justify="right")
-    for label, fn in METRICS:
+    for label, fn in _metrics(report["sizes"]):
         table.add_row(label, *[_cell(r, fn) for r in report["sizes"]])
     console.print(table)
     for r in report["sizes"]:

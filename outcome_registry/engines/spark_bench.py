@@ -3,11 +3,11 @@ time goes (docs/SPARK.md, "Measured").
 
 Two ways in:
 
-- :func:`spark_column` — the hook for the benchmark harness (outcome_registry/bench): given a home the
-  harness has built on DuckDB, copy its store into a new home, build that on Spark through the real
-  pipeline, compare every published table with the DuckDB home, and return the numbers (stage times, the
-  Spark child's own breakdown, dbt's node seconds by type, the slowest models, peak memory of the process
-  tree, parity);
+- :func:`engines_side_by_side` — the hook for the benchmark harness (``make bench``'s Spark column): the
+  harness's raw store built in full on DuckDB, then on Spark by :func:`spark_column` (copy the store into a
+  new home, build it on Spark through the real pipeline, compare every published table with the DuckDB
+  home) with the numbers (stage times, the Spark child's own breakdown, dbt's node seconds by type, the
+  slowest models, peak memory of the process tree, parity);
 - ``python -m outcome_registry.engines.spark_bench --sizes 100000,1000000`` — standalone: generate, ingest,
   build on DuckDB, then :func:`spark_column`, for each size; writes ``spark-<date>.json`` / ``.md``.
 """
@@ -134,6 +134,20 @@ def spark_column(duckdb_home: Path, workdir: Path, settings: str = "") -> dict[s
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return out
+
+
+def engines_side_by_side(source_home: Path, workdir: Path, settings: str = "") -> dict[str, Any]:
+    """The benchmark harness's Spark column: the raw store of ``source_home`` (which the harness built on
+    DuckDB, full load then increment) copied into a fresh DuckDB home and built in full, then the same store
+    built on Spark (:func:`spark_column`) and compared with it. Both are full builds of the same rows, one
+    after the other in one process, so their ratio is like for like."""
+    duck = RegistryHome.at(workdir / "duckdb-home")
+    shutil.rmtree(duck.root, ignore_errors=True)
+    duck = RegistryHome.at(workdir / "duckdb-home")
+    shutil.copy2(source_home / "registry.duckdb", duck.registry_db)
+    duckdb_out = timed_build(duck)
+    spark_out = spark_column(duck.root, workdir, settings)
+    return {"duckdb": duckdb_out, "spark": spark_out}
 
 
 def _bench_size(n: int, workdir: Path, settings: str, seed: int) -> dict[str, Any]:
