@@ -497,3 +497,53 @@ def test_merge_reports_joins_runs_and_works_out_targets_again(tmp_path: Path) ->
     assert verdicts[("pipeline_vs_baseline_10m", "large")] == "NOT RUN"
     text = (tmp_path / "out" / "latest.md").read_text(encoding="utf-8")
     assert "small.json" in text and "big.json" in text and "ran side by side" in text
+
+
+def test_spark_column_is_reported_beside_duckdb(tmp_path: Path) -> None:
+    # a size that ran the Spark column: both engines' stages, the ratio, peak memory, parity and where the
+    # time went; a size without it shows dashes, and a failed Spark column says so instead of a figure
+    def row(size: int, spark: dict | None) -> dict:
+        out = {"size": size, "shape": "small", "error": None, "n_sessions": size, "pipeline_s": 10.0,
+               "ratios": {"pipeline": 2.0}, "peak_rss_gib": 1.0}  # fmt: skip
+        if spark is not None:
+            out["spark"] = spark
+        return out
+
+    ran = {
+        "duckdb": {"build_s": 40.0, "dbt_s": 25.0, "closure_s": 5.0, "validation_s": 4.0, "publish_s": 6.0},
+        "spark": {"build_s": 320.0, "dbt_s": 250.0, "closure_s": 30.0, "validation_s": 20.0, "publish_s": 20.0,
+                  "peak_rss_sampled_gib": 5.5, "child_steps_s": {"jvm_start": 31.0}, "node_seconds": {"model": 200.0},
+                  "node_counts": {"model": 70}, "invocations": 2, "slowest_models": [["int_x", 30.0]],
+                  "parity": {"tables": 40, "differing": ["aggregates:mart_x"], "seconds": 3.0}},
+    }  # fmt: skip
+    rows = [
+        row(10_000, None),
+        row(100_000, ran),
+        row(1_000_000, {"error": "spark worker exited with code 1"}),
+    ]
+    rows[1]["ratios"]["spark_vs_duckdb_build"] = 8.0
+    text = bench.render_markdown({"started_at": "s", "finished_at": "f", "machine": "m", "sizes": rows,
+                                  "targets": [], "growth": {}})  # fmt: skip
+    lines = {
+        line.split(" | ")[0].lstrip("| ").strip(): line for line in text.splitlines() if line.startswith("|")
+    }
+    assert lines["Spark column: Spark full build s"].endswith("| – | 320 | – |")
+    assert lines["Spark column: DuckDB full build s"].endswith("| – | 40.00 | – |")
+    assert lines["Spark dbt / closure / validation / publish s"].endswith(
+        "| – / – / – / – | 250 / 30.00 / 20.00 / 20.00 | – / – / – / – |"
+    )
+    assert lines["Spark build / DuckDB build"].endswith("| – | 8.00× | – |")
+    assert lines["Spark peak memory GiB (JVM + Python)"].endswith("| – | 5.50 | – |")
+    assert lines["Spark published tables equal DuckDB's"].endswith("| – | 39 of 40 equal | error |")
+    assert '"jvm_start": 31.0' in text and "aggregates:mart_x" in text and "spark worker exited" in text
+    # without any Spark size the rows are left out
+    plain = bench.render_markdown({"started_at": "s", "finished_at": "f", "machine": "m",
+                                   "sizes": [row(10_000, None)], "targets": [], "growth": {}})  # fmt: skip
+    assert "Spark" not in plain
+
+
+def test_unknown_engine_is_refused_with_the_choices(tmp_path: Path) -> None:
+    from outcome_registry.errors import RegistryError
+
+    with pytest.raises(RegistryError, match="engines are duckdb, spark"):
+        bench.run_bench([1000], out_dir=tmp_path, workdir=tmp_path / "w", quiet=True, engines=("flink",))
