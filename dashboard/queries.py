@@ -17,6 +17,8 @@ Other rules this module keeps:
 - Every file is opened read-only in a private in-memory DuckDB instance with external access switched
   off and the configuration locked. A private instance matters because DuckDB caches instances by
   path: after the publish step swaps a file with ``os.replace`` a cached one would serve the old inode.
+  The instance is kept for the file's identity (path, inode, mtime, size) and each read runs on its own
+  cursor, so a read does not pay for opening the file, and a new publish is opened on the next read.
 - Every query is a fixed SQL text with ``$n`` parameters; table names come from fixed allow-lists or
   from the file's own catalogue, never from what a user typed (the SQL page's statement excepted: it
   passes the guard and runs on the row-level file only).
@@ -28,6 +30,7 @@ Other rules this module keeps:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,26 +161,63 @@ def registry_home() -> RegistryHome:
 # --- private, read-only DuckDB connections --------------------------------------------------------
 
 
-@contextmanager
-def open_duckdb(ident: FileIdentity) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived, read-only connection to one published DuckDB file, external access off."""
+def _attach(ident: FileIdentity) -> duckdb.DuckDBPyConnection:
+    """A private in-memory instance with one published file attached read-only, external access off and
+    the configuration locked."""
     con = duckdb.connect(":memory:")
     try:
-        try:
-            # ATTACH takes no parameters; the path is one this process computed itself, never user input.
-            con.execute(f"ATTACH '{ident.path.replace(chr(39), chr(39) * 2)}' AS published (READ_ONLY)")
-        except duckdb.Error as exc:
-            raise DataUnavailable(
-                "A published file could not be opened read-only. If a publish is running, reload the "
-                "page in a moment."
-            ) from exc
-        con.execute("USE published")
-        # After these two settings nothing in this connection can read or write files or change them.
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-        yield con
-    finally:
+        # ATTACH takes no parameters; the path is one this process computed itself, never user input.
+        con.execute(f"ATTACH '{ident.path.replace(chr(39), chr(39) * 2)}' AS published (READ_ONLY)")
+    except duckdb.Error as exc:
         con.close()
+        raise DataUnavailable(
+            "A published file could not be opened read-only. If a publish is running, reload the "
+            "page in a moment."
+        ) from exc
+    # After these two settings nothing in this instance can read or write files or change them.
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+# One open instance per published file, kept while the file is the same one (path, inode, mtime, size):
+# opening an instance and attaching the file cost more than most of the dashboard's reads themselves. A
+# publish swaps the file, its identity changes, and the next read opens the new file; the old instance
+# closes once no cursor of it is still reading. Reads run on cursors (a connection per read to the
+# shared instance), so Streamlit's session threads never share a connection.
+_SHARED: dict[str, tuple[FileIdentity, duckdb.DuckDBPyConnection]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_instance(ident: FileIdentity) -> duckdb.DuckDBPyConnection:
+    with _SHARED_LOCK:
+        held = _SHARED.get(ident.path)
+        if held is not None and held[0] == ident:
+            return held[1]
+        con = _attach(ident)
+        _SHARED[ident.path] = (
+            ident,
+            con,
+        )  # the previous file's instance is dropped, not closed under a reader
+        return con
+
+
+def close_shared_instances() -> None:
+    """Drop every kept instance (tests; a server that wants its file handles back)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
+
+
+@contextmanager
+def open_duckdb(ident: FileIdentity) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to one published DuckDB file, external access off: a cursor of the file's
+    shared instance, closed after the read."""
+    cur = _shared_instance(ident).cursor()
+    try:
+        cur.execute("USE published")
+        yield cur
+    finally:
+        cur.close()
 
 
 def _duck_frame(ident: FileIdentity, sql: str, params: Sequence[Any]) -> pd.DataFrame:

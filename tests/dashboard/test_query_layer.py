@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -234,6 +235,44 @@ def test_reads_follow_an_atomic_replace(tmp_path):
     os.replace(other, home.published_dir / "aggregates.duckdb")
     assert q.marts_identity() != before
     assert q.monthly_months() == [date(2026, 1, 1)]
+
+
+def test_reads_share_one_instance_per_published_file_across_threads(home, tmp_path):
+    # one instance per file identity, a cursor per read: 8 threads reading at once all get the right rows,
+    # and a publish (new file at the same path) is read on the next call, through a new instance
+    queries.close_shared_instances()
+    ident = queries.file_identity(home.published_dir / "registry.duckdb")
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                with queries.open_duckdb(ident) as con:
+                    assert con.execute("select count(*) from fct_courses").fetchone()[0] == FCT_COURSES_ROWS
+        except BaseException as exc:  # noqa: BLE001 - re-raised below in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert list(queries._SHARED) == [ident.path]
+    first = queries._SHARED[ident.path][1]
+    with queries.open_duckdb(ident) as con:
+        assert con.execute("select current_database()").fetchone()[0] == "published"
+    assert queries._SHARED[ident.path][1] is first
+    replacement = tmp_path / "next.duckdb"
+    con = duckdb.connect(str(replacement))
+    con.execute("CREATE TABLE fct_courses AS SELECT 1 AS course_id")
+    con.close()
+    os.replace(replacement, home.published_dir / "registry.duckdb")
+    new_ident = queries.file_identity(home.published_dir / "registry.duckdb")
+    assert new_ident != ident
+    with queries.open_duckdb(new_ident) as con:
+        assert con.execute("select count(*) from fct_courses").fetchone()[0] == 1
+    assert queries._SHARED[ident.path][1] is not first
 
 
 def test_published_connection_is_read_only_without_file_access(home, tmp_path):
