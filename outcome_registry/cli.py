@@ -361,7 +361,7 @@ def sql(
         for c in df.columns:
             table.add_column(cell(c))
         for row in df.itertuples(index=False):
-            table.add_row(*[cell("" if v is None else v) for v in row])
+            table.add_row(*[cell("" if _is_missing(v) else v) for v in row])
         console.print(table)
         console.print(f"{len(df):,} row(s) in {result.seconds:.1f} s", highlight=False)
     if result.truncated:
@@ -371,6 +371,13 @@ def sql(
             soft_wrap=True,
             highlight=False,
         )
+
+
+def _is_missing(value: object) -> bool:
+    """NULL in a query result: None, pandas' NA (nullable integers) or a float NaN."""
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 @app.command()

@@ -200,7 +200,8 @@ def run_query(
         if not header.get("ok"):
             raise _error(header, timeout)
         table = pa.ipc.open_stream(body).read_all() if body else pa.table({})
-        frame: pd.DataFrame = table.to_pandas()
+        # integer columns stay integers when they hold nulls (pandas' default would turn them into floats)
+        frame: pd.DataFrame = table.to_pandas(types_mapper=_nullable_integers().get)
     except QueryRefused as exc:
         access_log.record(home, principal, "sql", sql or "", rows=None, ok=False, detail=exc.message)
         raise
@@ -209,6 +210,18 @@ def run_query(
     access_log.record(home, principal, "sql", statement, rows=len(frame), ok=True,
                       detail="row cap reached" if truncated else None)  # fmt: skip
     return QueryResult(frame, truncated, time.perf_counter() - start, limit)
+
+
+def _nullable_integers() -> dict[Any, Any]:
+    """Arrow integer types -> pandas' nullable integer dtypes."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return {
+        pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+    }  # fmt: skip
 
 
 def run_readonly_query(home: RegistryHome, query: str, *, limit: int = DEFAULT_ROWS) -> pd.DataFrame:

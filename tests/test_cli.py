@@ -84,6 +84,18 @@ def test_status_and_sql_on_a_published_warehouse(built_home) -> None:
     assert expected > 0
 
 
+def test_sql_prints_integers_with_nulls_as_integers(built_home) -> None:
+    # a NULL in an integer column must not turn the column's other values into floats ("3.0")
+    query = "select * from (values (1, 3), (2, null)) t(k, n) order by k"
+    csv_out = cli("sql", query, "--csv", home=built_home.root)
+    assert csv_out.returncode == 0, csv_out.stderr
+    assert csv_out.stdout.splitlines() == ["k,n", "1,3", "2,"]
+    table = cli("sql", query, home=built_home.root)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if line.strip().startswith(("│ 1", "│ 2"))]
+    assert [line.replace("│", " ").split() for line in rows] == [["1", "3"], ["2"]]
+
+
 @pytest.mark.parametrize(
     "query",
     [
