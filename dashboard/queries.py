@@ -195,10 +195,8 @@ def _shared_instance(ident: FileIdentity) -> duckdb.DuckDBPyConnection:
         if held is not None and held[0] == ident:
             return held[1]
         con = _attach(ident)
-        _SHARED[ident.path] = (
-            ident,
-            con,
-        )  # the previous file's instance is dropped, not closed under a reader
+        # the previous file's instance is dropped, not closed under a reader
+        _SHARED[ident.path] = (ident, con)
         return con
 
 

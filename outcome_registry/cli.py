@@ -509,8 +509,8 @@ def bench(
         out_dir=out,
         include_10m=include_10m,
         seed=seed,
-        shapes=tuple(s.strip() for s in shapes.split(",") if s.strip()),
-        engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
+        shapes=bench_mod.parse_names(shapes),
+        engines=bench_mod.parse_names(engines),
         spark_sizes=tuple(bench_mod.parse_sizes(spark_sizes)),
     )
 

@@ -62,11 +62,17 @@ __all__ = [
     "main",
     "merge_per_clinic",
     "merge_reports",
+    "parse_names",
     "parse_sizes",
     "render_markdown",
     "run_baseline",
     "run_bench",
 ]
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """'small, large' -> ('small', 'large'): a comma-separated option's names."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -131,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             include_10m=ns.include_10m,
             seed=ns.seed,
             workdir=ns.workdir,
-            shapes=tuple(s.strip() for s in ns.shapes.split(",") if s.strip()),
+            shapes=parse_names(ns.shapes),
             keep_homes=ns.keep_homes,
-            engines=tuple(e.strip() for e in ns.engines.split(",") if e.strip()),
+            engines=parse_names(ns.engines),
             spark_sizes=tuple(parse_sizes(ns.spark_sizes)),
         )
     except RegistryError as exc:
